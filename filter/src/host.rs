@@ -1,0 +1,274 @@
+//! The proxy-wasm glue: the only code that talks to Envoy.
+//!
+//! It implements the logic's traits over host calls (`HostStore` over shared data,
+//! `HostClock`, `HostHeaders`), loads the config in `on_configure`, and turns each
+//! `Verdict` into header edits or a local reply. It calls `hostcalls` directly rather
+//! than the SDK's context helpers, which `unwrap` host results: every host error is
+//! handled here, since a panic would kill the VM for every request on its worker.
+//!
+//! Host calls on the request path (a cached or header-mode tenant with a request
+//! budget): one header read per identity header, the clock, one shared-data read
+//! and one CAS write, one header write, one counter increment.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use hashbrown::HashMap;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::identity::RequestHeaders;
+use crate::metrics::{requests_counter, Decision};
+use crate::pipeline::{Gate, Verdict};
+use crate::store::{SharedStore, StoreError, Versioned};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FairgateRoot::default()) });
+}}
+
+fn log(level: LogLevel, message: &str) {
+    // Logging must never take the request down with it.
+    let _ = hostcalls::log(level, message);
+}
+
+struct HostClock;
+
+impl Clock for HostClock {
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+struct HostStore;
+
+fn host_error(what: &str, status: Status) -> StoreError {
+    StoreError::Host(format!("{what}: {status:?}"))
+}
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Result<Versioned, StoreError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Ok(Some((value, cas.unwrap_or(0)))),
+            Ok((None, _)) => Ok(None),
+            Err(status) => Err(host_error("get_shared_data", status)),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas.filter(|c| *c != 0)) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(status) => Err(host_error("set_shared_data", status)),
+        }
+    }
+}
+
+struct HostHeaders;
+
+impl RequestHeaders for HostHeaders {
+    fn header(&self, name: &str) -> Option<String> {
+        // The bytes variant: the SDK's string variant panics on non-UTF-8 values.
+        match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
+            Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Counter ids, defined once per VM and name.
+#[derive(Default)]
+struct Counters {
+    ids: HashMap<(Option<String>, Decision), u32>,
+}
+
+impl Counters {
+    fn count(&mut self, label: Option<&str>, decision: Decision) {
+        let key = (label.map(str::to_string), decision);
+        let id = match self.ids.get(&key) {
+            Some(id) => *id,
+            None => {
+                let name = requests_counter(label, decision);
+                match hostcalls::define_metric(MetricType::Counter, &name) {
+                    Ok(id) => {
+                        self.ids.insert(key, id);
+                        id
+                    }
+                    Err(status) => {
+                        log(
+                            LogLevel::Warn,
+                            &format!("fairgate: metric {name}: {status:?}"),
+                        );
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// What every HTTP context of a VM shares.
+struct Shared {
+    gate: RefCell<Gate>,
+    counters: RefCell<Counters>,
+}
+
+#[derive(Default)]
+struct FairgateRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+fn cache_seed(now_ms: u64) -> [u8; 16] {
+    let mut seed = [0u8; 16];
+    if getrandom::fill(&mut seed).is_err() {
+        log(
+            LogLevel::Warn,
+            "fairgate: no host randomness; token cache keyed by time",
+        );
+        seed[..8].copy_from_slice(&now_ms.to_le_bytes());
+    }
+    seed
+}
+
+fn plugin_name() -> String {
+    hostcalls::get_property(vec!["plugin_name"])
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "fairgate".to_string())
+}
+
+impl Context for FairgateRoot {}
+
+impl RootContext for FairgateRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        ) {
+            Ok(Some(bytes)) if !bytes.is_empty() => bytes,
+            _ => {
+                log(
+                    LogLevel::Critical,
+                    "fairgate: no plugin configuration given",
+                );
+                return false;
+            }
+        };
+        let config = match Config::from_json(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                log(LogLevel::Critical, &format!("fairgate: {e}"));
+                return false;
+            }
+        };
+        let now_ms = HostClock.now_ms();
+        let prefix = format!("fairgate:{}:", plugin_name());
+        let gate = Gate::new(config, &prefix, cache_seed(now_ms));
+        if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
+            log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
+        }
+        self.shared = Some(Rc::new(Shared {
+            gate: RefCell::new(gate),
+            counters: RefCell::new(Counters::default()),
+        }));
+        log(LogLevel::Info, "fairgate: configured");
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Returning None would make the SDK panic; an unconfigured root (Envoy does
+        // not create streams for one) still gets a context that fails closed.
+        Some(Box::new(FairgateHttp {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct FairgateHttp {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for FairgateHttp {}
+
+fn send_reply(status: u32, headers: &[(&'static str, String)], body: &str) {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    if let Err(status) = hostcalls::send_http_response(status, headers, Some(body.as_bytes())) {
+        log(
+            LogLevel::Warn,
+            &format!("fairgate: local reply failed: {status:?}"),
+        );
+    }
+}
+
+impl HttpContext for FairgateHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.as_ref() else {
+            send_reply(500, &[], "{\"error\":{\"message\":\"fairgate: not configured\",\"type\":\"server_error\",\"param\":null,\"code\":\"not_configured\"}}");
+            return Action::Pause;
+        };
+        let Ok(mut gate) = shared.gate.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        let verdict = gate.on_request_headers(&HostHeaders, &HostStore, &HostClock);
+        let mut counters = shared.counters.borrow_mut();
+        match verdict {
+            Verdict::Forward {
+                tenant,
+                label,
+                decision,
+                store_error,
+            } => {
+                if let Some(e) = store_error {
+                    log(
+                        LogLevel::Warn,
+                        &format!("fairgate: budget of {tenant} not enforced: {e}"),
+                    );
+                }
+                // Replaces every copy the client sent with the verified tenant.
+                if let Err(status) = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    gate.forward_header(),
+                    Some(&tenant),
+                ) {
+                    log(
+                        LogLevel::Warn,
+                        &format!("fairgate: writing tenant header: {status:?}"),
+                    );
+                }
+                counters.count(Some(&label), decision);
+                Action::Continue
+            }
+            Verdict::Reject {
+                reply,
+                label,
+                decision,
+            } => {
+                // The client's copy of the tenant header must not reach any upstream,
+                // even through a later filter that resumes the request.
+                let _ = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    gate.forward_header(),
+                    None,
+                );
+                counters.count(label.as_deref(), decision);
+                send_reply(reply.status, &reply.headers, &reply.body);
+                Action::Pause
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! fairgate's proxy-wasm filter: every request tied to a verified tenant and held to
+//! that tenant's budgets, enforced inside Envoy.
+//!
+//! The logic modules are host-free and tested natively (and on wasm32 under
+//! `wasm-bindgen-test`); `host` is the thin proxy-wasm glue, built only for WASI.
+//!
+//! - `config`: the plugin JSON, parsed and validated with field paths.
+//! - `jwt`, `token_cache`, `identity`: who is asking.
+//! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
+//! - `pipeline`: the request-header decision, `response`: local replies,
+//!   `metrics`: metric names and their stats tags, `clock`: time.
+
+pub mod bucket;
+pub mod budget;
+pub mod clock;
+pub mod config;
+pub mod identity;
+pub mod jwt;
+pub mod metrics;
+pub mod pipeline;
+pub mod response;
+pub mod store;
+pub mod token_cache;
+
+#[cfg(target_os = "wasi")]
+mod host;

@@ -1,0 +1,64 @@
+//! Metric names. Envoy has no labels for wasm metrics; the labels are encoded in the
+//! name as `.<label>.<value>` pairs and lifted out by the bootstrap `stats_tags`
+//! shipped in `envoy/` (regexes in `STATS_TAGS` below), so that
+//! `wasmcustom.fg_requests.tenant.acme.decision.admitted` is exported to Prometheus
+//! as `fg_requests{tenant="acme",decision="admitted"}`.
+
+/// What the filter decided for a request (the `decision` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    Admitted,
+    Unauthenticated,
+    UnknownTenant,
+    RateLimited,
+    /// A budget could not be read or written (shared data failure); admitted.
+    BudgetError,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admitted => "admitted",
+            Self::Unauthenticated => "unauthenticated",
+            Self::UnknownTenant => "unknown_tenant",
+            Self::RateLimited => "rate_limited",
+            Self::BudgetError => "budget_error",
+        }
+    }
+}
+
+/// `fg_requests` by tenant and decision; requests with no tenant have no tenant label.
+pub fn requests_counter(tenant: Option<&str>, decision: Decision) -> String {
+    match tenant {
+        Some(t) => format!("fg_requests.tenant.{t}.decision.{}", decision.as_str()),
+        None => format!("fg_requests.decision.{}", decision.as_str()),
+    }
+}
+
+/// The `stats_tags` regexes (tag name, regex) that turn the names above into labels.
+/// The shipped Envoy configs carry exactly these; a test checks they agree.
+pub const STATS_TAGS: &[(&str, &str)] = &[
+    ("tenant", r"^wasmcustom\.fg_\w+(\.tenant\.([A-Za-z0-9_-]+))"),
+    (
+        "decision",
+        r"^wasmcustom\.fg_\w+(?:\.tenant\.[A-Za-z0-9_-]+)?(\.decision\.(\w+))",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn counters_encode_tenant_and_decision_in_the_name() {
+        assert_eq!(
+            requests_counter(Some("acme"), Decision::RateLimited),
+            "fg_requests.tenant.acme.decision.rate_limited"
+        );
+        assert_eq!(
+            requests_counter(None, Decision::Unauthenticated),
+            "fg_requests.decision.unauthenticated"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Local replies: the OpenAI error body and headers of every refusal (SPEC section 6).
+//!
+//! Bodies are `{"error": {"message", "type", "param", "code"}}`, the shape OpenAI
+//! SDK clients parse. Rate-limit replies carry `retry-after` in whole seconds
+//! (rounded up, never 0), `retry-after-ms`, and OpenAI's `x-ratelimit-*` headers.
+
+use serde::Serialize;
+
+use crate::bucket::Quota;
+use crate::budget::BudgetKind;
+
+/// A reply fairgate sends instead of forwarding the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    /// The OpenAI error `code`, also used in logs.
+    pub code: &'static str,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: &'a str,
+}
+
+fn reply(
+    status: u32,
+    kind: &'static str,
+    code: &'static str,
+    message: &str,
+    mut headers: Vec<(&'static str, String)>,
+) -> LocalReply {
+    let body = serde_json::to_string(&ErrorBody {
+        error: ErrorDetail {
+            message,
+            kind,
+            param: None,
+            code,
+        },
+    })
+    .unwrap_or_default();
+    headers.push(("content-type", "application/json".to_string()));
+    LocalReply {
+        status,
+        headers,
+        body,
+        code,
+    }
+}
+
+/// 401 `missing_tenant`: nothing identified the tenant.
+pub fn missing_tenant(reason: &str) -> LocalReply {
+    reply(
+        401,
+        "authentication_error",
+        "missing_tenant",
+        &format!("fairgate: {reason}"),
+        vec![("www-authenticate", "Bearer".to_string())],
+    )
+}
+
+/// 401 `invalid_tenant_token`: the identity sent does not hold.
+pub fn invalid_tenant_token(reason: &str) -> LocalReply {
+    reply(
+        401,
+        "authentication_error",
+        "invalid_tenant_token",
+        &format!("fairgate: {reason}"),
+        vec![(
+            "www-authenticate",
+            "Bearer error=\"invalid_token\"".to_string(),
+        )],
+    )
+}
+
+/// 403 `unknown_tenant`: authenticated, but not a tenant here and no default.
+pub fn unknown_tenant(tenant: &str) -> LocalReply {
+    reply(
+        403,
+        "permission_error",
+        "unknown_tenant",
+        &format!("fairgate: tenant {tenant:?} is not configured"),
+        Vec::new(),
+    )
+}
+
+/// 429 `rate_limit_exceeded`: the tenant's `kind` bucket is empty.
+pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> LocalReply {
+    let retry_after_ms = retry_after_ms.max(1);
+    let suffix = kind.as_str();
+    let headers = vec![
+        ("retry-after", retry_after_ms.div_ceil(1000).to_string()),
+        ("retry-after-ms", retry_after_ms.to_string()),
+        (limit_header(kind), quota.limit.to_string()),
+        (remaining_header(kind), quota.remaining.to_string()),
+        (reset_header(kind), openai_duration(quota.reset_ms)),
+    ];
+    reply(
+        429,
+        suffix,
+        "rate_limit_exceeded",
+        &format!(
+            "fairgate: rate limit reached for {suffix}; retry in {}",
+            openai_duration(retry_after_ms)
+        ),
+        headers,
+    )
+}
+
+fn limit_header(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::Requests => "x-ratelimit-limit-requests",
+        BudgetKind::Tokens => "x-ratelimit-limit-tokens",
+    }
+}
+
+fn remaining_header(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::Requests => "x-ratelimit-remaining-requests",
+        BudgetKind::Tokens => "x-ratelimit-remaining-tokens",
+    }
+}
+
+fn reset_header(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::Requests => "x-ratelimit-reset-requests",
+        BudgetKind::Tokens => "x-ratelimit-reset-tokens",
+    }
+}
+
+/// Durations as OpenAI writes them in `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
+pub fn openai_duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let minutes = ms / 60_000;
+    let rest_ms = ms % 60_000;
+    let seconds = if rest_ms.is_multiple_of(1000) {
+        format!("{}s", rest_ms / 1000)
+    } else {
+        let s = format!("{:.3}", rest_ms as f64 / 1000.0);
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    };
+    if minutes > 0 {
+        format!("{minutes}m{seconds}")
+    } else {
+        seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn errors_use_the_openai_body() {
+        let r = unknown_tenant("zeta");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], "unknown_tenant");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert!(v["error"]["message"].as_str().unwrap().contains("zeta"));
+        assert_eq!(r.status, 403);
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_401_challenges_for_a_bearer_token() {
+        assert_eq!(
+            header(&missing_tenant("x"), "www-authenticate"),
+            Some("Bearer")
+        );
+        assert!(header(&invalid_tenant_token("x"), "www-authenticate")
+            .unwrap()
+            .starts_with("Bearer"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_429_says_when_to_retry_rounded_up_to_whole_seconds() {
+        let quota = Quota {
+            limit: 40,
+            remaining: 0,
+            reset_ms: 2500,
+        };
+        let r = rate_limited(BudgetKind::Requests, 1, &quota);
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("1"));
+        assert_eq!(header(&r, "retry-after-ms"), Some("1"));
+        assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("40"));
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), Some("0"));
+        assert_eq!(header(&r, "x-ratelimit-reset-requests"), Some("2.5s"));
+        let r = rate_limited(BudgetKind::Tokens, 1001, &quota);
+        assert_eq!(header(&r, "retry-after"), Some("2"));
+        assert_eq!(header(&r, "x-ratelimit-limit-tokens"), Some("40"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn durations_are_written_the_openai_way() {
+        assert_eq!(openai_duration(20), "20ms");
+        assert_eq!(openai_duration(1000), "1s");
+        assert_eq!(openai_duration(1500), "1.5s");
+        assert_eq!(openai_duration(360_000), "6m0s");
+        assert_eq!(openai_duration(61_250), "1m1.25s");
+    }
+}
