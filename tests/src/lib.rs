@@ -1,1 +1,4 @@
+//! Shared pieces of fairgate's end-to-end tests: test keys and token minting, a real
+//! Envoy run as a child process, and a recording upstream on 127.0.0.1.
 
+pub mod tokens;
