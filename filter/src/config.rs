@@ -712,3 +712,638 @@ fn validate_sidecar(raw: RawSidecar) -> Result<SidecarConfig, ConfigError> {
         stale_ms: raw.stale_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, P256_PUBLIC, RSA_PUBLIC};
+    use serde_json::{json, Value};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// SPEC section 2, verbatim but for the elided PEMs, which are the test keys.
+    const SPEC_EXAMPLE: &str = r#"{
+      "identity": {
+        "jwt": {
+          "issuer": "https://auth.example.com",
+          "audiences": ["llm-gateway"],
+          "claim": "tenant",
+          "leeway_s": 60,
+          "keys": [
+            {"kid": "hs-1", "alg": "HS256", "secret_base64": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="},
+            {"kid": "rs-1", "alg": "RS256", "pem": RSA_PEM},
+            {"kid": "es-1", "alg": "ES256", "pem": ES_PEM}
+          ]
+        },
+        "header": "x-tenant-id",
+        "trust_header": false,
+        "forward_header": "x-fairgate-tenant"
+      },
+      "tenants": {
+        "acme": {
+          "weight": 4,
+          "priority": 0,
+          "requests_per_second": 20, "request_burst": 40,
+          "tokens_per_minute": 120000, "token_burst": 30000,
+          "max_concurrency": 8, "min_concurrency": 2,
+          "cluster": "acme_dedicated"
+        },
+        "free": { "weight": 1, "priority": -1, "requests_per_second": 1, "request_burst": 5 }
+      },
+      "default_tenant": "free",
+      "pool": { "max_concurrency": 64, "queue_timeout_ms": 30000, "max_queue_per_tenant": 256 },
+      "routing": { "header": "x-fairgate-cluster", "shared_clusters": ["pool_a", "pool_b"] },
+      "sidecar": { "cluster": "fairgate_sidecar", "path": "/v1/headroom", "poll_ms": 500, "stale_ms": 3000 }
+    }"#;
+
+    fn spec_example() -> String {
+        let json_string = |pem: &str| Value::String(pem.to_string()).to_string();
+        SPEC_EXAMPLE
+            .replace("RSA_PEM", &json_string(RSA_PUBLIC))
+            .replace("ES_PEM", &json_string(P256_PUBLIC))
+    }
+
+    /// The smallest valid configuration: header identity and one tenant.
+    fn minimal() -> Value {
+        json!({
+            "identity": {"header": "x-tenant-id"},
+            "tenants": {"acme": {"weight": 1}}
+        })
+    }
+
+    /// `config` with the JSON at `pointer` (whose parent must exist) set to `value`.
+    fn with(mut config: Value, pointer: &str, value: Value) -> Value {
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        config
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .insert(field.to_string(), value);
+        config
+    }
+
+    fn refusal(config: &Value) -> ConfigError {
+        match Config::from_json(config.to_string().as_bytes()) {
+            Ok(_) => panic!("config accepted: {config}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The refusal of `minimal()` with tenant `acme` replaced by `tenant`.
+    fn tenant_refusal(tenant: Value) -> ConfigError {
+        refusal(&with(minimal(), "/tenants/acme", tenant))
+    }
+
+    /// The refusal of a JWT identity with these `keys`.
+    fn keys_refusal(keys: Value) -> ConfigError {
+        refusal(&with(minimal(), "/identity/jwt", json!({"keys": keys})))
+    }
+
+    fn assert_refused(err: &ConfigError, path: &str, reason_contains: &str) {
+        assert_eq!(err.path, path, "wrong path in {err:?}");
+        assert!(
+            err.reason.contains(reason_contains),
+            "reason of {err:?} does not mention {reason_contains:?}"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_spec_example_parses_with_every_field_in_place() {
+        let config = Config::from_json(spec_example().as_bytes()).unwrap();
+
+        let jwt = config.identity.jwt.as_ref().unwrap();
+        assert_eq!(jwt.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(jwt.audiences, Some(vec!["llm-gateway".to_string()]));
+        assert_eq!(jwt.claim, "tenant");
+        assert_eq!(jwt.leeway_s, 60);
+        assert_eq!(
+            format!("{:?}", jwt.keys),
+            "KeySet { keys: [(Some(\"hs-1\"), VerifyingKey(HS256)), \
+             (Some(\"rs-1\"), VerifyingKey(RS256)), (Some(\"es-1\"), VerifyingKey(ES256))] }"
+        );
+        assert_eq!(config.identity.header.as_deref(), Some("x-tenant-id"));
+        assert!(!config.identity.trust_header);
+        assert_eq!(config.identity.forward_header, "x-fairgate-tenant");
+
+        let acme = &config.tenants.by_name["acme"];
+        assert_eq!(acme.weight, 4.0);
+        assert_eq!(acme.priority, 0);
+        assert_eq!(
+            acme.requests,
+            Some(RateLimit {
+                per_second: 20.0,
+                burst: 40.0
+            })
+        );
+        assert_eq!(
+            acme.tokens,
+            Some(RateLimit {
+                per_second: 2000.0,
+                burst: 30000.0
+            }),
+            "tokens_per_minute is refilled per second"
+        );
+        assert_eq!(acme.max_concurrency, Some(8));
+        assert_eq!(acme.min_concurrency, Some(2));
+        assert_eq!(acme.cluster.as_deref(), Some("acme_dedicated"));
+
+        let free = &config.tenants.by_name["free"];
+        assert_eq!(free.priority, -1);
+        assert_eq!(
+            free.requests,
+            Some(RateLimit {
+                per_second: 1.0,
+                burst: 5.0
+            })
+        );
+        assert_eq!(free.tokens, None);
+        assert_eq!(config.tenants.default_tenant.as_deref(), Some("free"));
+
+        assert_eq!(
+            config.pool,
+            PoolConfig {
+                max_concurrency: 64,
+                queue_timeout_ms: 30000,
+                max_queue_per_tenant: 256
+            }
+        );
+        assert_eq!(config.routing.header, "x-fairgate-cluster");
+        assert_eq!(config.routing.shared_clusters, ["pool_a", "pool_b"]);
+        assert_eq!(
+            config.sidecar,
+            Some(SidecarConfig {
+                cluster: "fairgate_sidecar".into(),
+                path: "/v1/headroom".into(),
+                poll_ms: 500,
+                stale_ms: 3000
+            })
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn absent_fields_take_their_defaults() {
+        let config = testkit::config(&with(
+            minimal(),
+            "/identity/jwt",
+            json!({"keys": [testkit::key_json("HS256")]}),
+        ));
+        let jwt = config.identity.jwt.as_ref().unwrap();
+        assert_eq!(jwt.issuer, None);
+        assert_eq!(jwt.audiences, None);
+        assert_eq!(jwt.claim, "tenant");
+        assert_eq!(jwt.leeway_s, 60);
+        assert!(jwt.require_exp);
+        assert_eq!(jwt.cache_size, 4096);
+        assert_eq!(jwt.max_token_bytes, 16 * 1024);
+        assert!(!config.identity.trust_header);
+        assert_eq!(config.identity.forward_header, "x-fairgate-tenant");
+        assert_eq!(
+            config.pool,
+            PoolConfig {
+                max_concurrency: 64,
+                queue_timeout_ms: 30_000,
+                max_queue_per_tenant: 256
+            }
+        );
+        assert_eq!(
+            config.routing,
+            RoutingConfig {
+                header: "x-fairgate-cluster".into(),
+                shared_clusters: Vec::new()
+            }
+        );
+        assert_eq!(config.sidecar, None);
+        assert_eq!(config.tenants.default_tenant, None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_tenant_with_only_a_weight_has_no_limits() {
+        let config = testkit::config(&minimal());
+        assert_eq!(
+            config.tenants.by_name["acme"],
+            TenantPolicy {
+                weight: 1.0,
+                priority: 0,
+                requests: None,
+                tokens: None,
+                max_concurrency: None,
+                min_concurrency: None,
+                cluster: None,
+            }
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_rate_without_a_burst_bursts_one_window_of_rate() {
+        let config = testkit::config(&with(
+            minimal(),
+            "/tenants/acme",
+            json!({"weight": 1, "requests_per_second": 0.5, "tokens_per_minute": 600}),
+        ));
+        let acme = &config.tenants.by_name["acme"];
+        assert_eq!(
+            acme.requests,
+            Some(RateLimit {
+                per_second: 0.5,
+                burst: 1.0
+            }),
+            "a burst below one request could never admit anything"
+        );
+        assert_eq!(
+            acme.tokens,
+            Some(RateLimit {
+                per_second: 10.0,
+                burst: 600.0
+            })
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn sidecar_fields_default_when_only_the_cluster_is_given() {
+        let config = testkit::config(&with(
+            minimal(),
+            "/sidecar",
+            json!({"cluster": "fairgate_sidecar"}),
+        ));
+        assert_eq!(
+            config.sidecar,
+            Some(SidecarConfig {
+                cluster: "fairgate_sidecar".into(),
+                path: "/v1/headroom".into(),
+                poll_ms: 500,
+                stale_ms: 3000
+            })
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn header_names_are_lower_cased() {
+        let config = testkit::config(&json!({
+            "identity": {"header": "X-Tenant-ID", "forward_header": "X-Verified-Tenant"},
+            "routing": {"header": "X-Cluster"}
+        }));
+        assert_eq!(config.identity.header.as_deref(), Some("x-tenant-id"));
+        assert_eq!(config.identity.forward_header, "x-verified-tenant");
+        assert_eq!(config.routing.header, "x-cluster");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_refusal_reads_path_colon_reason() {
+        let err = tenant_refusal(json!({"weight": 0}));
+        assert_eq!(err.to_string(), "tenants.acme.weight: must be > 0");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn invalid_json_is_refused_with_a_reason() {
+        let err = Config::from_json(b"{\"identity\": ").unwrap_err();
+        assert!(!err.reason.is_empty());
+        assert!(
+            !err.reason.contains(" at line "),
+            "the position is dropped: {err:?}"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_top_level_key_is_refused_with_its_name() {
+        let err = refusal(&with(minimal(), "/tenant", json!({})));
+        assert_refused(&err, "tenant", "unknown field `tenant`");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_nested_key_is_refused_with_its_field_path() {
+        let err = tenant_refusal(json!({"wieght": 4}));
+        assert_refused(&err, "tenants.acme.wieght", "unknown field `wieght`");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_value_of_the_wrong_type_is_refused_with_its_field_path() {
+        let err = tenant_refusal(json!({"weight": "heavy"}));
+        assert_refused(&err, "tenants.acme.weight", "invalid type");
+        let err = refusal(&with(minimal(), "/identity/trust_header", json!("yes")));
+        assert_refused(&err, "identity.trust_header", "invalid type");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_missing_weight_is_refused() {
+        let err = tenant_refusal(json!({"priority": 1}));
+        assert_refused(&err, "tenants.acme", "missing field `weight`");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_zero_weight_is_refused() {
+        let err = tenant_refusal(json!({"weight": 0}));
+        assert_refused(&err, "tenants.acme.weight", "must be > 0");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_negative_weight_is_refused() {
+        let err = tenant_refusal(json!({"weight": -2}));
+        assert_refused(&err, "tenants.acme.weight", "must be > 0");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_zero_rate_is_refused() {
+        let err = tenant_refusal(json!({"weight": 1, "requests_per_second": 0}));
+        assert_refused(&err, "tenants.acme.requests_per_second", "must be > 0");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_burst_below_one_is_refused() {
+        let err = tenant_refusal(json!({
+            "weight": 1, "requests_per_second": 5, "request_burst": 0.5
+        }));
+        assert_refused(&err, "tenants.acme.request_burst", "must be >= 1");
+        let err = tenant_refusal(json!({
+            "weight": 1, "tokens_per_minute": 600, "token_burst": 0
+        }));
+        assert_refused(&err, "tenants.acme.token_burst", "must be >= 1");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_burst_without_its_rate_is_refused() {
+        let err = tenant_refusal(json!({"weight": 1, "request_burst": 10}));
+        assert_refused(
+            &err,
+            "tenants.acme.request_burst",
+            "`requests_per_second` is not",
+        );
+        let err = tenant_refusal(json!({"weight": 1, "token_burst": 10}));
+        assert_refused(
+            &err,
+            "tenants.acme.token_burst",
+            "`tokens_per_minute` is not",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn min_concurrency_above_max_concurrency_is_refused() {
+        let err = tenant_refusal(json!({
+            "weight": 1, "min_concurrency": 5, "max_concurrency": 4
+        }));
+        assert_refused(&err, "tenants.acme.min_concurrency", "max_concurrency (4)");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_zero_max_concurrency_is_refused() {
+        let err = tenant_refusal(json!({"weight": 1, "max_concurrency": 0}));
+        assert_refused(&err, "tenants.acme.max_concurrency", "must be >= 1");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_tenant_id_with_a_dot_is_refused() {
+        let err = refusal(&with(minimal(), "/tenants/acme.eu", json!({"weight": 1})));
+        assert_refused(&err, "tenants.acme.eu", "[A-Za-z0-9_-]");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_default_tenant_is_refused() {
+        let err = refusal(&with(minimal(), "/default_tenant", json!("gratis")));
+        assert_refused(&err, "default_tenant", "\"gratis\"");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_identity_with_neither_jwt_nor_header_is_refused() {
+        let err = refusal(&with(minimal(), "/identity", json!({})));
+        assert_refused(&err, "identity", "needs `jwt`, `header`, or both");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn trusting_a_header_that_is_not_configured_is_refused() {
+        let config = with(
+            minimal(),
+            "/identity",
+            json!({"jwt": {"keys": [testkit::key_json("HS256")]}, "trust_header": true}),
+        );
+        let err = refusal(&config);
+        assert_refused(&err, "identity.trust_header", "no `identity.header`");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn forwarding_into_the_authorization_header_is_refused() {
+        let err = refusal(&with(
+            minimal(),
+            "/identity/forward_header",
+            json!("Authorization"),
+        ));
+        assert_refused(&err, "identity.forward_header", "must differ");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn forwarding_into_the_identity_header_is_refused() {
+        let err = refusal(&with(
+            minimal(),
+            "/identity/forward_header",
+            json!("x-tenant-id"),
+        ));
+        assert_refused(&err, "identity.forward_header", "must differ");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_invalid_header_name_is_refused() {
+        let err = refusal(&with(minimal(), "/identity/header", json!("x tenant")));
+        assert_refused(&err, "identity.header", "valid HTTP header name");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_jwt_identity_without_keys_is_refused() {
+        let err = keys_refusal(json!([]));
+        assert_refused(&err, "identity.jwt.keys", "at least one key");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_duplicate_kid_is_refused() {
+        let err = keys_refusal(json!([
+            testkit::key_json("HS256"),
+            {"kid": "hs256", "alg": "RS256", "pem": RSA_PUBLIC}
+        ]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[1].kid",
+            "duplicate key id \"hs256\"",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_missing_kid_is_refused_when_two_keys_are_configured() {
+        let err = keys_refusal(json!([
+            testkit::key_json("HS256"),
+            {"alg": "RS256", "pem": RSA_PUBLIC}
+        ]));
+        assert_refused(&err, "identity.jwt.keys[1].kid", "more than one key");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_single_key_needs_no_kid() {
+        let config = testkit::config(&with(
+            minimal(),
+            "/identity/jwt",
+            json!({"keys": [{"alg": "ES256", "pem": P256_PUBLIC}]}),
+        ));
+        assert!(config.identity.jwt.is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unparsable_pem_is_refused() {
+        let err = keys_refusal(json!([{
+            "alg": "RS256",
+            "pem": "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"
+        }]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].pem",
+            "not a valid RS256 public key",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_pem_of_another_algorithm_is_refused() {
+        let err = keys_refusal(json!([{"alg": "RS256", "pem": P256_PUBLIC}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].pem",
+            "not a valid RS256 public key",
+        );
+        let err = keys_refusal(json!([{"alg": "ES384", "pem": P256_PUBLIC}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].pem",
+            "not a valid ES384 public key",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_algorithm_is_refused() {
+        let err = keys_refusal(json!([{"alg": "RS1024", "pem": RSA_PUBLIC}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].alg",
+            "unsupported alg \"RS1024\"",
+        );
+        let err = keys_refusal(
+            json!([{"alg": "HS1024", "secret_base64": "c2VjcmV0LXNlY3JldC1zZWNyZXQ="}]),
+        );
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].alg",
+            "unsupported alg \"HS1024\"",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_hmac_key_given_a_pem_is_refused() {
+        let err = keys_refusal(json!([{"alg": "HS256", "pem": RSA_PUBLIC}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0]",
+            "needs `secret_base64` and no `pem`",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_public_key_algorithm_given_a_secret_is_refused() {
+        let err = keys_refusal(json!([{
+            "alg": "RS256", "secret_base64": "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+        }]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0]",
+            "needs `pem` and no `secret_base64`",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_hmac_secret_shorter_than_16_bytes_is_refused() {
+        // "fifteen-bytes!!" is 15 bytes.
+        let err = keys_refusal(json!([{"alg": "HS256", "secret_base64": "ZmlmdGVlbi1ieXRlcyEh"}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].secret_base64",
+            "at least 16 bytes",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_secret_that_is_not_base64_is_refused() {
+        let err = keys_refusal(json!([{"alg": "HS256", "secret_base64": "not base64 at all!"}]));
+        assert_refused(
+            &err,
+            "identity.jwt.keys[0].secret_base64",
+            "not valid base64",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unpadded_url_safe_secret_is_accepted() {
+        // 18 bytes with '-' and '_' in their url-safe base64 and no padding.
+        let config = testkit::config(&with(
+            minimal(),
+            "/identity/jwt",
+            json!({"keys": [{"alg": "HS256", "secret_base64": "-_-_-_-_-_-_-_-_-_-_-_-_"}]}),
+        ));
+        assert!(config.identity.jwt.is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_sidecar_stale_time_not_above_its_poll_interval_is_refused() {
+        let err = refusal(&with(
+            minimal(),
+            "/sidecar",
+            json!({"cluster": "fairgate_sidecar", "poll_ms": 500, "stale_ms": 500}),
+        ));
+        assert_refused(&err, "sidecar.stale_ms", "must be > poll_ms (500)");
+        let err = refusal(&with(
+            minimal(),
+            "/sidecar",
+            json!({"cluster": "fairgate_sidecar", "poll_ms": 1000, "stale_ms": 900}),
+        ));
+        assert_refused(&err, "sidecar.stale_ms", "must be > poll_ms (1000)");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_duplicate_shared_cluster_is_refused() {
+        let err = refusal(&with(
+            minimal(),
+            "/routing",
+            json!({"shared_clusters": ["pool_a", "pool_b", "pool_a"]}),
+        ));
+        assert_refused(
+            &err,
+            "routing.shared_clusters[2]",
+            "duplicate cluster \"pool_a\"",
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_zero_pool_capacity_is_refused() {
+        let err = refusal(&with(minimal(), "/pool", json!({"max_concurrency": 0})));
+        assert_refused(&err, "pool.max_concurrency", "must be >= 1");
+    }
+
+    fn tenants() -> Tenants {
+        testkit::config(&testkit::config_json()).tenants
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_configured_tenant_resolves_to_its_own_policy_and_label() {
+        let tenants = tenants();
+        let resolved = tenants.resolve_tenant("acme").unwrap();
+        assert_eq!(resolved.label, "acme");
+        assert_eq!(resolved.policy, &tenants.by_name["acme"]);
+        assert_eq!(resolved.policy.weight, 4.0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unlisted_tenant_resolves_to_the_default_policy_under_the_default_label() {
+        let tenants = tenants();
+        let resolved = tenants.resolve_tenant("zeta").unwrap();
+        assert_eq!(resolved.label, "free");
+        assert_eq!(resolved.policy, &tenants.by_name["free"]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unlisted_tenant_without_a_default_resolves_to_nothing() {
+        let mut tenants = tenants();
+        tenants.default_tenant = None;
+        assert!(tenants.resolve_tenant("zeta").is_none());
+        assert!(tenants.resolve_tenant("acme").is_some());
+    }
+}

@@ -146,3 +146,231 @@ fn bearer_token(value: &str) -> Option<&str> {
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, config_json, Headers, Mint, LEEWAY_S, NOW_S};
+    use serde_json::{json, Value};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const SEED: [u8; 16] = [3; 16];
+
+    /// An identifier for `config_json()` with its `identity` section changed by `f`.
+    fn identifier_with(f: impl FnOnce(&mut Value)) -> TenantIdentifier {
+        let mut config = config_json();
+        f(&mut config["identity"]);
+        TenantIdentifier::new(testkit::config(&config).identity, SEED)
+    }
+
+    /// JWT only.
+    fn jwt_only() -> TenantIdentifier {
+        identifier_with(|identity| {
+            identity.as_object_mut().unwrap().remove("header");
+        })
+    }
+
+    /// Header only.
+    fn header_only() -> TenantIdentifier {
+        identifier_with(|identity| {
+            identity.as_object_mut().unwrap().remove("jwt");
+        })
+    }
+
+    /// JWT and header, the header believed only when `trust_header`.
+    fn both(trust_header: bool) -> TenantIdentifier {
+        identifier_with(|identity| identity["trust_header"] = json!(trust_header))
+    }
+
+    fn acme_token() -> String {
+        Mint::new("HS256", "acme").sign()
+    }
+
+    fn identified(
+        identifier: &mut TenantIdentifier,
+        headers: &Headers,
+        now_s: u64,
+    ) -> Result<String, IdentityError> {
+        identifier
+            .identify(headers, now_s)
+            .map(|tenant| tenant.to_string())
+    }
+
+    fn is_missing(result: &Result<String, IdentityError>) -> bool {
+        matches!(result, Err(IdentityError::Missing(_)))
+    }
+
+    fn is_invalid(result: &Result<String, IdentityError>) -> bool {
+        matches!(result, Err(IdentityError::Invalid(_)))
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_bearer_token_identifies_its_tenant() {
+        let mut id = jwt_only();
+        assert_eq!(
+            identified(&mut id, &Headers::bearer(&acme_token()), NOW_S),
+            Ok("acme".into())
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = acme_token();
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            // A fresh identifier each time, so that no answer comes from the cache.
+            let mut id = jwt_only();
+            let headers = Headers::new(&[("authorization", &format!("{scheme} {token}"))]);
+            assert_eq!(
+                identified(&mut id, &headers, NOW_S),
+                Ok("acme".into()),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn no_authorization_header_is_a_missing_identity() {
+        let mut id = jwt_only();
+        assert!(is_missing(&identified(&mut id, &Headers::default(), NOW_S)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_authorization_that_is_not_a_bearer_token_is_invalid() {
+        let mut id = jwt_only();
+        let token = acme_token();
+        for value in [
+            "Basic YWNtZTpzZWNyZXQ=",
+            "Bearer",
+            "Bearer   ",
+            token.as_str(),
+        ] {
+            let headers = Headers::new(&[("authorization", value)]);
+            assert!(
+                is_invalid(&identified(&mut id, &headers, NOW_S)),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_that_does_not_verify_is_invalid_and_says_why() {
+        let mut id = jwt_only();
+        let mut mint = Mint::new("HS256", "acme");
+        mint.hmac_secret = b"some-other-secret-entirely".to_vec();
+        let result = identified(&mut id, &Headers::bearer(&mint.sign()), NOW_S);
+        assert_eq!(
+            result,
+            Err(IdentityError::Invalid(TokenError::BadSignature.to_string()))
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_header_alone_identifies_the_tenant_in_header_mode() {
+        let mut id = header_only();
+        let headers = Headers::new(&[("x-tenant-id", " acme ")]);
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("acme".into()));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn no_header_is_a_missing_identity_in_header_mode() {
+        let mut id = header_only();
+        let headers = Headers::bearer(&acme_token());
+        assert!(is_missing(&identified(&mut id, &headers, NOW_S)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_invalid_tenant_id_in_the_header_is_invalid() {
+        let mut id = header_only();
+        for value in ["acme.eu", "", "ac me", "äcme"] {
+            let headers = Headers::new(&[("x-tenant-id", value)]);
+            assert!(
+                is_invalid(&identified(&mut id, &headers, NOW_S)),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_untrusted_header_is_ignored_in_favour_of_the_token() {
+        let mut id = both(false);
+        let headers = Headers::new(&[
+            ("x-tenant-id", "globex"),
+            ("authorization", &format!("Bearer {}", acme_token())),
+        ]);
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("acme".into()));
+        let header_only = Headers::new(&[("x-tenant-id", "globex")]);
+        assert!(is_missing(&identified(&mut id, &header_only, NOW_S)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_trusted_header_wins_over_the_token() {
+        let mut id = both(true);
+        let headers = Headers::new(&[
+            ("x-tenant-id", "globex"),
+            ("authorization", &format!("Bearer {}", acme_token())),
+        ]);
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("globex".into()));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn without_the_trusted_header_the_token_decides() {
+        let mut id = both(true);
+        let headers = Headers::bearer(&acme_token());
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("acme".into()));
+        assert!(is_missing(&identified(&mut id, &Headers::default(), NOW_S)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_invalid_trusted_header_is_invalid_even_with_a_good_token() {
+        let mut id = both(true);
+        let headers = Headers::new(&[
+            ("x-tenant-id", "acme.eu"),
+            ("authorization", &format!("Bearer {}", acme_token())),
+        ]);
+        assert!(is_invalid(&identified(&mut id, &headers, NOW_S)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn only_the_headers_that_can_decide_are_read() {
+        let read =
+            |id: &TenantIdentifier| id.headers_read().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(read(&jwt_only()), ["authorization"]);
+        assert_eq!(read(&header_only()), ["x-tenant-id"]);
+        assert_eq!(read(&both(false)), ["authorization"]);
+        assert_eq!(read(&both(true)), ["x-tenant-id", "authorization"]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_verified_token_is_served_from_the_cache() {
+        // A token valid from NOW_S: verified afresh a day earlier it is refused (not
+        // yet valid); once verified at NOW_S the cache answers for it, so an earlier
+        // clock reading (a skewed worker) no longer reaches the verifier.
+        let mut mint = Mint::new("ES256", "acme");
+        mint.not_before = Some(NOW_S);
+        let headers = Headers::bearer(&mint.sign());
+        let earlier = NOW_S - 86_400;
+
+        assert!(is_invalid(&identified(&mut jwt_only(), &headers, earlier)));
+
+        let mut id = jwt_only();
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("acme".into()));
+        assert_eq!(identified(&mut id, &headers, earlier), Ok("acme".into()));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_cached_token_is_refused_once_it_expires_past_the_leeway() {
+        let mut id = jwt_only();
+        let token = acme_token();
+        let headers = Headers::bearer(&token);
+        let exp = NOW_S + 3600;
+        assert_eq!(identified(&mut id, &headers, NOW_S), Ok("acme".into()));
+        assert_eq!(
+            identified(&mut id, &headers, exp + LEEWAY_S),
+            Ok("acme".into())
+        );
+        assert_eq!(
+            identified(&mut id, &headers, exp + LEEWAY_S + 1),
+            Err(IdentityError::Invalid(TokenError::Expired.to_string()))
+        );
+    }
+}

@@ -262,7 +262,374 @@ fn classify(err: jwt_simple::Error) -> TokenError {
         Some(E::AlgorithmMismatch) => TokenError::AlgMismatch,
         Some(E::TokenTooLong) => TokenError::TooLarge,
         Some(E::InvalidAuthenticationTag) | Some(E::InvalidSignature) => TokenError::BadSignature,
+        // Not three dot-separated parts (the header alone decoded).
+        Some(E::CompactEncodingError) => TokenError::Malformed,
         Some(e) => TokenError::Invalid(e.to_string()),
         None => TokenError::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{
+        self, b64url, compact, jwt_config, kid_of, Mint, ALL_ALGS, AUDIENCE, LEEWAY_S, NOW_S,
+        RSA2_PRIVATE, RSA_PUBLIC,
+    };
+    use serde_json::json;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Verifies `token` with the keys and expectations of `testkit::config_json`.
+    fn verify(token: &str) -> Result<VerifiedToken, TokenError> {
+        verify_at(token, NOW_S)
+    }
+
+    fn verify_at(token: &str, now_s: u64) -> Result<VerifiedToken, TokenError> {
+        let jwt = jwt_config();
+        jwt.keys.verify(token, &testkit::expectations(&jwt), now_s)
+    }
+
+    /// Verifies `token` with the configured keys and the expectations changed by `f`.
+    fn verify_expecting(
+        token: &str,
+        f: impl FnOnce(&mut Expectations),
+    ) -> Result<VerifiedToken, TokenError> {
+        let jwt = jwt_config();
+        let mut expect = testkit::expectations(&jwt);
+        f(&mut expect);
+        jwt.keys.verify(token, &expect, NOW_S)
+    }
+
+    fn tenant(result: Result<VerifiedToken, TokenError>) -> String {
+        match result {
+            Ok(verified) => verified.tenant,
+            Err(e) => panic!("token refused: {e:?}"),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_of_every_supported_algorithm_is_accepted_with_its_tenant() {
+        for alg in ALL_ALGS {
+            let token = Mint::new(alg, "acme").sign();
+            assert_eq!(
+                verify(&token),
+                Ok(VerifiedToken {
+                    tenant: "acme".into(),
+                    exp_s: Some(NOW_S + 3600)
+                }),
+                "{alg}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_alg_none_token_is_refused_before_any_verifier() {
+        let token = compact(
+            &json!({"alg": "none", "typ": "JWT", "kid": kid_of("HS256")}),
+            &json!({
+                "tenant": "acme", "iss": testkit::ISSUER, "aud": AUDIENCE,
+                "iat": NOW_S, "exp": NOW_S + 3600
+            }),
+            "",
+        );
+        assert_eq!(verify(&token), Err(TokenError::AlgMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_hs256_token_keyed_with_the_rsa_public_key_is_refused() {
+        // The classic confusion attack: "sign" with HMAC, using the RSA public key
+        // (known to everyone) as the secret, and name the RSA key.
+        let mut mint = Mint::new("HS256", "acme");
+        mint.kid = Some(kid_of("RS256"));
+        mint.hmac_secret = RSA_PUBLIC.as_bytes().to_vec();
+        assert_eq!(verify(&mint.sign()), Err(TokenError::AlgMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_naming_a_key_of_another_algorithm_is_refused() {
+        let mut mint = Mint::new("ES256", "acme");
+        mint.kid = Some(kid_of("ES384"));
+        assert_eq!(verify(&mint.sign()), Err(TokenError::AlgMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_expired_beyond_the_leeway_is_refused() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.issued_at = Some(NOW_S - 3600);
+        mint.expires_at = Some(NOW_S - LEEWAY_S - 1);
+        assert_eq!(verify(&mint.sign()), Err(TokenError::Expired));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_expired_within_the_leeway_is_accepted() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.issued_at = Some(NOW_S - 3600);
+        mint.expires_at = Some(NOW_S - LEEWAY_S);
+        assert_eq!(tenant(verify(&mint.sign())), "acme");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_not_valid_until_beyond_the_leeway_is_refused() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.not_before = Some(NOW_S + LEEWAY_S + 1);
+        assert_eq!(verify(&mint.sign()), Err(TokenError::NotYetValid));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_not_valid_until_within_the_leeway_is_accepted() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.not_before = Some(NOW_S + LEEWAY_S);
+        assert_eq!(tenant(verify(&mint.sign())), "acme");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_issued_in_the_future_beyond_the_leeway_is_refused() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.issued_at = Some(NOW_S + LEEWAY_S + 1);
+        assert_eq!(verify(&mint.sign()), Err(TokenError::NotYetValid));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_from_another_issuer_is_refused() {
+        let mut mint = Mint::new("RS256", "acme");
+        mint.issuer = Some("https://evil.example.com".into());
+        assert_eq!(verify(&mint.sign()), Err(TokenError::IssuerMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_issuer_is_refused_when_one_is_configured() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.issuer = None;
+        assert_eq!(verify(&mint.sign()), Err(TokenError::IssuerMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_issuer_is_accepted_when_none_is_configured() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.issuer = None;
+        let accepted = verify_expecting(&mint.sign(), |e| e.issuer = None);
+        assert_eq!(tenant(accepted), "acme");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_for_another_audience_is_refused() {
+        let mut mint = Mint::new("ES256", "acme");
+        mint.audience = Some("billing".into());
+        assert_eq!(verify(&mint.sign()), Err(TokenError::AudienceMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_audience_is_refused_when_one_is_configured() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.audience = None;
+        assert_eq!(verify(&mint.sign()), Err(TokenError::AudienceMismatch));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_naming_an_unknown_kid_is_refused() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.kid = Some("hs-retired".into());
+        assert_eq!(verify(&mint.sign()), Err(TokenError::UnknownKid));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_kid_is_refused_when_several_keys_are_configured() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.kid = None;
+        assert_eq!(verify(&mint.sign()), Err(TokenError::UnknownKid));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_kid_is_verified_by_the_only_key() {
+        let public = VerifyingKey::public("EdDSA", testkit::ED25519_PUBLIC).unwrap();
+        let keys = KeySet::new(vec![(None, public)]);
+        let mut mint = Mint::new("EdDSA", "acme");
+        mint.kid = None;
+        let expect = testkit::expectations(&jwt_config());
+        assert_eq!(tenant(keys.verify(&mint.sign(), &expect, NOW_S)), "acme");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_signed_by_another_rsa_key_under_a_trusted_kid_is_refused() {
+        let mut mint = Mint::new("RS256", "acme");
+        mint.rsa_private = RSA2_PRIVATE;
+        assert_eq!(verify(&mint.sign()), Err(TokenError::BadSignature));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_whose_payload_was_changed_after_signing_is_refused() {
+        for alg in ["HS256", "RS256", "ES256"] {
+            let token = Mint::new(alg, "free").sign();
+            let parts: Vec<&str> = token.split('.').collect();
+            let payload =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
+                    .unwrap();
+            let mut claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            claims["tenant"] = json!("acme");
+            let forged = format!(
+                "{}.{}.{}",
+                parts[0],
+                b64url(claims.to_string().as_bytes()),
+                parts[2]
+            );
+            assert_eq!(verify(&forged), Err(TokenError::BadSignature), "{alg}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_header_that_is_not_base64url_is_malformed() {
+        let token = Mint::new("HS256", "acme").sign();
+        let (_, rest) = token.split_once('.').unwrap();
+        assert_eq!(verify(&format!("e30*!.{rest}")), Err(TokenError::Malformed));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_header_that_is_not_json_is_malformed() {
+        let token = Mint::new("HS256", "acme").sign();
+        let (_, rest) = token.split_once('.').unwrap();
+        let header = b64url(b"not json");
+        assert_eq!(
+            verify(&format!("{header}.{rest}")),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_of_two_parts_is_malformed() {
+        let token = Mint::new("HS256", "acme").sign();
+        let (unsigned, _) = token.rsplit_once('.').unwrap();
+        assert_eq!(verify(unsigned), Err(TokenError::Malformed));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_of_four_parts_is_malformed() {
+        let token = Mint::new("HS256", "acme").sign();
+        assert_eq!(verify(&format!("{token}.e30")), Err(TokenError::Malformed));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_longer_than_max_token_bytes_is_refused_unread() {
+        let token = Mint::new("HS256", "acme").sign();
+        let limit = token.len() - 1;
+        assert_eq!(
+            verify_expecting(&token, |e| e.max_token_bytes = limit),
+            Err(TokenError::TooLarge)
+        );
+        // Size is checked first: even garbage of that size is "too large".
+        assert_eq!(
+            verify_expecting(&"x".repeat(limit + 1), |e| e.max_token_bytes = limit),
+            Err(TokenError::TooLarge)
+        );
+        assert_eq!(
+            tenant(verify_expecting(&token, |e| e.max_token_bytes = token.len())),
+            "acme"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_exp_is_refused_when_exp_is_required() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.expires_at = None;
+        assert_eq!(verify(&mint.sign()), Err(TokenError::MissingExp));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_exp_is_accepted_when_exp_is_not_required() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.expires_at = None;
+        assert_eq!(
+            verify_expecting(&mint.sign(), |e| e.require_exp = false),
+            Ok(VerifiedToken {
+                tenant: "acme".into(),
+                exp_s: None
+            })
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_token_without_the_tenant_claim_is_refused() {
+        let mut mint = Mint::new("HS256", "acme");
+        mint.custom.clear();
+        mint.custom.insert("org".into(), json!("acme"));
+        assert_eq!(verify(&mint.sign()), Err(TokenError::MissingClaim));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_tenant_claim_that_is_not_a_string_is_refused() {
+        for value in [
+            json!(42),
+            json!(["acme"]),
+            json!(null),
+            json!({"id": "acme"}),
+        ] {
+            let mut mint = Mint::new("HS256", "acme");
+            mint.custom.insert("tenant".into(), value.clone());
+            assert_eq!(
+                verify(&mint.sign()),
+                Err(TokenError::InvalidClaim),
+                "{value}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_tenant_claim_that_is_not_a_valid_tenant_id_is_refused() {
+        let too_long = "a".repeat(65);
+        for bad in ["acme.eu", "", "ac me", "acme\n", too_long.as_str()] {
+            let token = Mint::new("HS256", bad).sign();
+            assert_eq!(verify(&token), Err(TokenError::InvalidClaim), "{bad:?}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_claim_sub_takes_the_tenant_from_the_subject() {
+        let mut mint = Mint::new("RS256", "not-this-one");
+        mint.subject = Some("acme".into());
+        let accepted = verify_expecting(&mint.sign(), |e| e.claim = "sub".into());
+        assert_eq!(tenant(accepted), "acme");
+
+        mint.subject = None;
+        let refused = verify_expecting(&mint.sign(), |e| e.claim = "sub".into());
+        assert_eq!(refused, Err(TokenError::MissingClaim));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_custom_claim_name_is_read() {
+        let mut mint = Mint::new("HS384", "ignored");
+        mint.custom.insert("org_id".into(), json!("globex"));
+        let accepted = verify_expecting(&mint.sign(), |e| e.claim = "org_id".into());
+        assert_eq!(tenant(accepted), "globex");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_same_token_is_judged_by_the_time_passed_in() {
+        let token = Mint::new("HS512", "acme").sign();
+        assert_eq!(tenant(verify_at(&token, NOW_S + 3600 + LEEWAY_S)), "acme");
+        assert_eq!(
+            verify_at(&token, NOW_S + 3600 + LEEWAY_S + 1),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_algorithm_cannot_be_configured() {
+        assert!(matches!(
+            VerifyingKey::public("ES512", testkit::P256_PUBLIC),
+            Err(KeyError::UnknownAlg(_))
+        ));
+        assert!(VerifyingKey::hmac("HS1", b"0123456789abcdef").is_err());
+        assert_eq!(
+            VerifyingKey::public("PS256", RSA_PUBLIC).unwrap().alg(),
+            "PS256"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn refusals_read_as_client_safe_text() {
+        assert_eq!(TokenError::Expired.to_string(), "token has expired");
+        assert_eq!(
+            TokenError::Invalid("x".into()).to_string(),
+            "token is invalid: x"
+        );
     }
 }

@@ -22,5 +22,8 @@ pub mod response;
 pub mod store;
 pub mod token_cache;
 
+#[cfg(test)]
+pub(crate) mod testkit;
+
 #[cfg(target_os = "wasi")]
 mod host;

@@ -145,3 +145,298 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::BucketState;
+    use crate::clock::ManualClock;
+    use crate::store::{MemoryStore, Versioned};
+    use crate::testkit::{self, config_json, header, Headers, Mint, NOW_S};
+    use serde_json::{json, Value};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const PREFIX: &str = "fairgate:test:";
+
+    /// A gate for `config` (acme: burst 2 at 1/s; free: burst 1 at 1/s, the default).
+    fn gate_for(config: &Value) -> Gate {
+        Gate::new(testkit::config(config), PREFIX, [5; 16])
+    }
+
+    fn gate() -> Gate {
+        gate_for(&config_json())
+    }
+
+    fn clock() -> ManualClock {
+        ManualClock::at(NOW_S * 1000)
+    }
+
+    fn request_of(tenant: &str) -> Headers {
+        Headers::bearer(&Mint::new("HS256", tenant).sign())
+    }
+
+    fn rejection(verdict: Verdict) -> (LocalReply, Option<String>, Decision) {
+        match verdict {
+            Verdict::Reject {
+                reply,
+                label,
+                decision,
+            } => (reply, label, decision),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    fn is_forwarded(verdict: &Verdict) -> bool {
+        matches!(verdict, Verdict::Forward { .. })
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_admitted_request_is_forwarded_with_its_tenant_and_label() {
+        let store = MemoryStore::new();
+        let verdict = gate().on_request_headers(&request_of("acme"), &store, &clock());
+        assert_eq!(
+            verdict,
+            Verdict::Forward {
+                tenant: "acme".into(),
+                label: "acme".into(),
+                decision: Decision::Admitted,
+                store_error: None,
+            }
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_verified_tenant_goes_into_the_forward_header() {
+        assert_eq!(gate().forward_header(), "x-fairgate-tenant");
+        assert_eq!(gate().headers_read().collect::<Vec<_>>(), ["authorization"]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_without_identity_is_answered_401_missing_tenant() {
+        let store = MemoryStore::new();
+        let verdict = gate().on_request_headers(&Headers::default(), &store, &clock());
+        let (reply, label, decision) = rejection(verdict);
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.code, "missing_tenant");
+        assert_eq!(header(&reply, "www-authenticate"), Some("Bearer"));
+        assert_eq!(label, None);
+        assert_eq!(decision, Decision::Unauthenticated);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_with_a_bad_token_is_answered_401_invalid_tenant_token() {
+        let store = MemoryStore::new();
+        let mut mint = Mint::new("HS256", "acme");
+        mint.expires_at = Some(NOW_S - 3600);
+        mint.issued_at = Some(NOW_S - 7200);
+        let headers = Headers::bearer(&mint.sign());
+        let (reply, label, decision) =
+            rejection(gate().on_request_headers(&headers, &store, &clock()));
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.code, "invalid_tenant_token");
+        assert!(header(&reply, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")));
+        assert!(reply.body.contains("expired"), "{}", reply.body);
+        assert_eq!(label, None);
+        assert_eq!(decision, Decision::Unauthenticated);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_tenant_without_a_default_is_answered_403() {
+        let mut config = config_json();
+        config.as_object_mut().unwrap().remove("default_tenant");
+        let store = MemoryStore::new();
+        let verdict = gate_for(&config).on_request_headers(&request_of("zeta"), &store, &clock());
+        let (reply, label, decision) = rejection(verdict);
+        assert_eq!(reply.status, 403);
+        assert_eq!(reply.code, "unknown_tenant");
+        assert!(reply.body.contains("zeta"));
+        assert_eq!(label, None);
+        assert_eq!(decision, Decision::UnknownTenant);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_tenant_with_a_default_is_forwarded_under_the_default_label() {
+        let store = MemoryStore::new();
+        let verdict = gate().on_request_headers(&request_of("zeta"), &store, &clock());
+        assert_eq!(
+            verdict,
+            Verdict::Forward {
+                tenant: "zeta".into(),
+                label: "free".into(),
+                decision: Decision::Admitted,
+                store_error: None,
+            }
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn unlisted_tenants_each_get_their_own_bucket_of_the_default_policy() {
+        // `free` bursts 1: each unlisted tenant gets its one request, not one between
+        // them all, and the `free` tenant's own bucket is untouched.
+        let store = MemoryStore::new();
+        let clock = clock();
+        let mut gate = gate();
+        assert!(is_forwarded(&gate.on_request_headers(
+            &request_of("zeta"),
+            &store,
+            &clock
+        )));
+        let (reply, label, _) =
+            rejection(gate.on_request_headers(&request_of("zeta"), &store, &clock));
+        assert_eq!(reply.status, 429);
+        assert_eq!(label.as_deref(), Some("free"));
+        assert!(is_forwarded(&gate.on_request_headers(
+            &request_of("yotta"),
+            &store,
+            &clock
+        )));
+        assert!(is_forwarded(&gate.on_request_headers(
+            &request_of("free"),
+            &store,
+            &clock
+        )));
+        let budgets = Budgets::new(PREFIX);
+        for tenant in ["zeta", "yotta", "free"] {
+            let key = budgets.key(BudgetKind::Requests, tenant);
+            assert!(store.get(&key).unwrap().is_some(), "{key}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_exhausted_request_burst_is_answered_429_with_when_to_retry() {
+        let store = MemoryStore::new();
+        let clock = clock();
+        let mut gate = gate();
+        let acme = request_of("acme");
+        for _ in 0..2 {
+            assert!(is_forwarded(
+                &gate.on_request_headers(&acme, &store, &clock)
+            ));
+        }
+        let (reply, label, decision) = rejection(gate.on_request_headers(&acme, &store, &clock));
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.code, "rate_limit_exceeded");
+        assert_eq!(label.as_deref(), Some("acme"));
+        assert_eq!(decision, Decision::RateLimited);
+        let retry_after: u64 = header(&reply, "retry-after").unwrap().parse().unwrap();
+        assert!(retry_after >= 1);
+        assert_eq!(header(&reply, "retry-after-ms"), Some("1000"));
+        assert_eq!(header(&reply, "x-ratelimit-limit-requests"), Some("2"));
+        assert_eq!(header(&reply, "x-ratelimit-remaining-requests"), Some("0"));
+        assert_eq!(header(&reply, "x-ratelimit-reset-requests"), Some("2s"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_request_bucket_refills_as_the_clock_advances() {
+        let store = MemoryStore::new();
+        let clock = clock();
+        let mut gate = gate();
+        let acme = request_of("acme");
+        while is_forwarded(&gate.on_request_headers(&acme, &store, &clock)) {}
+        // 1 request/s: the next one arrives after 1000 ms, not before.
+        clock.advance_ms(999);
+        assert!(!is_forwarded(
+            &gate.on_request_headers(&acme, &store, &clock)
+        ));
+        clock.advance_ms(1);
+        assert!(is_forwarded(
+            &gate.on_request_headers(&acme, &store, &clock)
+        ));
+        assert!(!is_forwarded(
+            &gate.on_request_headers(&acme, &store, &clock)
+        ));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn two_vms_sharing_one_store_share_one_limit() {
+        let store = MemoryStore::new();
+        let clock = clock();
+        let mut vm_a = gate();
+        let mut vm_b = gate();
+        vm_a.prepare_budgets(&store, clock.now_ms()).unwrap();
+        vm_b.prepare_budgets(&store, clock.now_ms()).unwrap();
+        let acme = request_of("acme");
+        let mut forwarded = 0;
+        for i in 0..10 {
+            let vm = if i % 2 == 0 { &mut vm_a } else { &mut vm_b };
+            if is_forwarded(&vm.on_request_headers(&acme, &store, &clock)) {
+                forwarded += 1;
+            }
+        }
+        assert_eq!(forwarded, 2, "acme's burst of 2 holds across both VMs");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn prepare_budgets_creates_a_full_bucket_for_every_limited_tenant() {
+        let mut config = config_json();
+        config["tenants"]["unmetered"] = json!({"weight": 1});
+        let gate = gate_for(&config);
+        let store = MemoryStore::new();
+        let now_ms = NOW_S * 1000;
+        gate.prepare_budgets(&store, now_ms).unwrap();
+        let budgets = Budgets::new(PREFIX);
+        let state = |tenant: &str| -> Option<BucketState> {
+            let stored: Versioned = store
+                .get(&budgets.key(BudgetKind::Requests, tenant))
+                .unwrap();
+            stored.and_then(|(bytes, _)| BucketState::decode(&bytes))
+        };
+        assert_eq!(
+            state("acme"),
+            Some(BucketState {
+                tokens: 2.0,
+                updated_ms: now_ms
+            })
+        );
+        assert_eq!(
+            state("free"),
+            Some(BucketState {
+                tokens: 1.0,
+                updated_ms: now_ms
+            })
+        );
+        assert_eq!(state("unmetered"), None, "no limit, no bucket");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_tenant_without_a_request_limit_is_always_forwarded() {
+        let mut config = config_json();
+        config["tenants"]["unmetered"] = json!({"weight": 1});
+        let mut gate = gate_for(&config);
+        let store = MemoryStore::new();
+        let request = request_of("unmetered");
+        for _ in 0..20 {
+            assert!(is_forwarded(&gate.on_request_headers(
+                &request,
+                &store,
+                &clock()
+            )));
+        }
+    }
+
+    /// Shared data that refuses every operation, as a broken host would.
+    struct FailingStore;
+
+    impl SharedStore for FailingStore {
+        fn get(&self, _key: &str) -> Result<Versioned, StoreError> {
+            Err(StoreError::Host("unavailable".into()))
+        }
+        fn set(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> Result<(), StoreError> {
+            Err(StoreError::Host("unavailable".into()))
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_failing_store_lets_the_request_through_and_says_so() {
+        let verdict = gate().on_request_headers(&request_of("acme"), &FailingStore, &clock());
+        assert_eq!(
+            verdict,
+            Verdict::Forward {
+                tenant: "acme".into(),
+                label: "acme".into(),
+                decision: Decision::BudgetError,
+                store_error: Some(StoreError::Host("unavailable".into())),
+            }
+        );
+    }
+}

@@ -161,14 +161,8 @@ pub fn openai_duration(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::header;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn errors_use_the_openai_body() {
