@@ -516,6 +516,16 @@ fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
 }
 
 fn parse_key(path: &str, key: &RawKey) -> Result<VerifyingKey, ConfigError> {
+    if !crate::jwt::is_supported_alg(&key.alg) {
+        return Err(ConfigError::new(
+            format!("{path}.alg"),
+            format!(
+                "unsupported alg {:?} (supported: {})",
+                key.alg,
+                crate::jwt::SUPPORTED
+            ),
+        ));
+    }
     let is_hmac = key.alg.starts_with("HS");
     match (is_hmac, &key.secret_base64, &key.pem) {
         (true, Some(secret), None) => {
@@ -1226,6 +1236,8 @@ mod tests {
             "identity.jwt.keys[0].alg",
             "unsupported alg \"HS1024\"",
         );
+        let err = keys_refusal(json!([{"alg": "none"}]));
+        assert_refused(&err, "identity.jwt.keys[0].alg", "unsupported alg \"none\"");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

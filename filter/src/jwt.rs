@@ -38,7 +38,13 @@ impl std::fmt::Debug for VerifyingKey {
     }
 }
 
-const SUPPORTED: &str = "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA";
+/// The algorithms a key may be configured with.
+pub const SUPPORTED: &str = "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA";
+
+/// Whether `alg` is one of `SUPPORTED`.
+pub fn is_supported_alg(alg: &str) -> bool {
+    SUPPORTED.split(", ").any(|a| a == alg)
+}
 
 impl VerifyingKey {
     /// An HMAC key for `HS256`, `HS384` or `HS512`.

@@ -270,7 +270,10 @@ impl Envoy {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("envoy exited with {status} before it was ready:\n{}", self.log());
+                panic!(
+                    "envoy exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -341,7 +344,10 @@ fn admin_get(admin: std::net::SocketAddr, path: &str) -> Option<String> {
     if !head.starts_with("HTTP/1.1 200") {
         return None;
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Some(dechunk(body));
     }
     Some(body.to_string())

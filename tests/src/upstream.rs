@@ -43,29 +43,36 @@ impl Upstream {
         let addr = listener.local_addr().expect("upstream addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let record = seen.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
-            let record = record.clone();
-            async move {
-                let headers: Vec<(String, String)> = headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                let tenants: Vec<&str> = headers
-                    .iter()
-                    .filter(|(n, _)| n == "x-fairgate-tenant")
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                let body = serde_json::json!({"path": uri.path(), "tenants": tenants}).to_string();
-                if let Ok(mut seen) = record.lock() {
-                    seen.push(Seen {
-                        method: method.to_string(),
-                        path: uri.path().to_string(),
-                        headers: headers.clone(),
-                    });
+        let app =
+            axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+                let record = record.clone();
+                async move {
+                    let headers: Vec<(String, String)> = headers
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let tenants: Vec<&str> = headers
+                        .iter()
+                        .filter(|(n, _)| n == "x-fairgate-tenant")
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    let body =
+                        serde_json::json!({"path": uri.path(), "tenants": tenants}).to_string();
+                    if let Ok(mut seen) = record.lock() {
+                        seen.push(Seen {
+                            method: method.to_string(),
+                            path: uri.path().to_string(),
+                            headers: headers.clone(),
+                        });
+                    }
+                    ([("content-type", "application/json")], body).into_response()
                 }
-                ([("content-type", "application/json")], body).into_response()
-            }
-        });
+            });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
