@@ -62,7 +62,9 @@ fn prompt_words(body: &Value) -> u64 {
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
     (
         status,
-        Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})),
+        Json(
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
     )
 }
 
@@ -76,10 +78,11 @@ async fn complete(
         return error(StatusCode::BAD_REQUEST, "body is not JSON");
     };
     let tenant = tenant_of(&headers);
-    let answer_words: Vec<String> = format!("Hello {tenant}, this answer comes from the fairgate mock model server.")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let answer_words: Vec<String> =
+        format!("Hello {tenant}, this answer comes from the fairgate mock model server.")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
     let max_tokens = body
         .get("max_tokens")
         .and_then(Value::as_u64)
@@ -169,7 +172,10 @@ async fn main() {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         eprintln!("fairgate-mock: {e}");
         std::process::exit(1);
     }
