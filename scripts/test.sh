@@ -7,10 +7,9 @@ cd "$REPO_ROOT"
 
 say "set-up: Rust targets, Envoy $ENVOY_VERSION"
 ensure_rust_targets wasm32-wasip1 wasm32-unknown-unknown
-rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+ensure_rust_components rustfmt clippy
 ensure_envoy
-"$ENVOY_BIN" --version | head -n 1
+"$ENVOY_BIN" --version
 
 say "format"
 cargo fmt --all --check
