@@ -301,6 +301,11 @@ verify() { # setup
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
             code=$(http_code "$url" "not-a-jwt")
             [[ $code == 401 ]] || die "setup $s: expected 401 with a bad token, got '$code'"
+            # fairgate flushes its counters to Envoy once a second.
+            for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+                [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] && break
+                sleep 0.2
+            done
             [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
                 die "setup $s: fairgate counted no admitted request for $TENANT: budget path not taken?"
             ;;
