@@ -11,6 +11,7 @@
 #   c  fairgate, HS256 token
 #   d  fairgate, RS256 token (the same token every request: token-cache hits)
 #   e  Envoy's native jwt_authn (HS256, jwt cache on) + local_ratelimit
+#   f  fairgate, tenant from a plain header (no JWT): what a token-cache hit must match
 # fairgate's tenant has a request budget too large to refuse, so every request takes
 # the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
 #
@@ -26,7 +27,7 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-4}
 WRK=${WRK:-wrk}
 ENVOY_VERSION=1.40.0
-SETUPS=(a b c d e)
+SETUPS=(a b c d e f)
 TENANT=acme
 
 die() {
@@ -129,6 +130,9 @@ FAIRGATE_JSON=$(cat <<EOF
 EOF
 )
 
+# The same tenant and budget, the tenant taken from a header instead of a token.
+FAIRGATE_HEADER_JSON='{"identity": {"header": "x-tenant-id"}, "tenants": {"'$TENANT'": {"weight": 1, "requests_per_second": 1e9, "request_burst": 1e9}}}'
+
 wasm_filter() { # name, root_id/vm_id, file, configuration JSON (may be empty)
     cat <<EOF
           - name: envoy.filters.http.wasm
@@ -193,6 +197,7 @@ write_config() { # setup, listen port, admin port, file
         b) filters=$(wasm_filter noop "$NOOP_WASM" "") ;;
         c | d) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_JSON") ;;
         e) filters=$(native_filters) ;;
+        f) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_HEADER_JSON") ;;
         *) die "unknown setup $1" ;;
     esac
     cat >"$4" <<EOF
@@ -233,6 +238,7 @@ describe() {
         c) echo "(c) fairgate HS256" ;;
         d) echo "(d) fairgate RS256 (cached)" ;;
         e) echo "(e) jwt_authn+local_ratelimit" ;;
+        f) echo "(f) fairgate header mode" ;;
     esac
 }
 
@@ -240,6 +246,7 @@ token_of() {
     case $1 in
         c | e) echo "$HS_TOKEN" ;;
         d) echo "$RS_TOKEN" ;;
+        f) echo "tenant:$TENANT" ;;
         *) echo "" ;;
     esac
 }
@@ -274,9 +281,13 @@ start_envoy() { # setup; sets PORT, ADMIN, LOG
     die "setup $1: Envoy not ready after 30 s"
 }
 
-http_code() { # url, [token]
+http_code() { # url, [token, or "tenant:<id>" for header mode]
     local args=(-s -o /dev/null -w '%{http_code}' --max-time 5)
-    [[ -n ${2:-} ]] && args+=(-H "Authorization: Bearer $2")
+    case ${2:-} in
+        "") ;;
+        tenant:*) args+=(-H "x-tenant-id: ${2#tenant:}") ;;
+        *) args+=(-H "Authorization: Bearer $2") ;;
+    esac
     curl "${args[@]}" "$1" || true
 }
 
@@ -296,7 +307,7 @@ verify() { # setup
             [[ $(stat_value wasm.envoy.wasm.runtime.v8.active) -ge 1 ]] ||
                 die "setup b: no active V8 wasm VM: is the noop filter loaded?"
             ;;
-        c | d)
+        c | d | f)
             code=$(http_code "$url")
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
             code=$(http_code "$url" "not-a-jwt")
@@ -344,7 +355,11 @@ parse_wrk() {
 run_wrk() { # setup, seconds -> raw wrk output on stdout
     local token args=(-t1 -c"$CONNS" -d"$2"s --latency)
     token=$(token_of "$1")
-    [[ -n $token ]] && args+=(-H "Authorization: Bearer $token")
+    case $token in
+        "") ;;
+        tenant:*) args+=(-H "x-tenant-id: ${token#tenant:}") ;;
+        *) args+=(-H "Authorization: Bearer $token") ;;
+    esac
     "$WRK" "${args[@]}" "http://127.0.0.1:$PORT/"
 }
 
@@ -389,6 +404,7 @@ names = {
     "c": "(c) fairgate HS256",
     "d": "(d) fairgate RS256 (cached)",
     "e": "(e) jwt_authn+local_ratelimit",
+    "f": "(f) fairgate header mode",
 }
 runs = {}
 with open(path) as f:
@@ -405,13 +421,14 @@ print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s eac
       f"wrk -t1 -c{conns}, Envoy --concurrency 1, direct_response 200")
 print()
 print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}")
-for s in "abcde":
+for s in "abcdef":
     rps, p50, p99 = med[s]
     print(f"{names[s]:<32} {rps:>10.0f} {rps / base:>7.2f} {p50:>9.1f} {p99:>9.1f} "
           f"{p50 - med['a'][1]:>+8.1f}")
 print()
 for label, num, den in (("(c)/(e) fairgate HS256 vs native", "c", "e"),
-                        ("(d)/(c) RS256 cached vs HS256", "d", "c")):
+                        ("(d)/(c) RS256 cached vs HS256", "d", "c"),
+                        ("(d)/(f) RS256 cached vs header mode", "d", "f")):
     ratio = med[num][0] / med[den][0]
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
     print(f"{label:<36} {ratio:5.2f}  (target >= 0.90: {verdict})")
