@@ -5,6 +5,7 @@
 # Stops everything it started when done, on Ctrl-C, or on error.
 #   --no-wait   exit after the walkthrough instead of leaving the gateway up
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up for scripts/test.sh and scripts/demo.sh: each step installs what is
 # missing and does nothing when it is already there, so the scripts are safe to re-run.
 # Sourced, not run.

@@ -2,6 +2,7 @@
 # Runs every fairgate test: formatting, lints, unit tests (native and on wasm32), and
 # the end-to-end tests through a real Envoy. Installs what it needs; safe to re-run.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
