@@ -1,3 +1,5 @@
+//! Test code only: `lib.rs` declares this module under #[cfg(test)].
+//!
 //! Helpers shared by the unit tests: the test keys of `testdata/keys`, tokens signed
 //! at a fixed time, hand-built tokens, a configuration trusting every test key,
 //! request headers, and a reply-header lookup.
