@@ -31,7 +31,7 @@ for port in 10000 9901 18000; do
 done
 
 say "set-up: Rust target, Envoy $ENVOY_VERSION, build"
-ensure_rust_targets wasm32-wasip1
+ensure_rustup target wasm32-wasip1
 ensure_envoy
 build_filter
 cargo build --quiet --release -p fairgate-mock -p fairgate-e2e --bin fairgate-mock --bin fairgate-token

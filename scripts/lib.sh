@@ -8,19 +8,13 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-ensure_rust_targets() {
-  local installed
-  installed=$(rustup target list --installed)
-  for t in "$@"; do
-    grep -qx "$t" <<<"$installed" || rustup target add "$t"
-  done
-}
-
-ensure_rust_components() {
-  local installed
-  installed=$(rustup component list --installed)
-  for c in "$@"; do
-    grep -q "^$c" <<<"$installed" || rustup component add "$c"
+# ensure_rustup target|component NAME...: adds what `rustup` does not list as installed.
+ensure_rustup() {
+  local kind=$1 installed
+  shift
+  installed=$(rustup "$kind" list --installed)
+  for name in "$@"; do
+    grep -q "^$name" <<<"$installed" || rustup "$kind" add "$name"
   done
 }
 

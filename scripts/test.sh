@@ -7,8 +7,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 say "set-up: Rust targets, Envoy $ENVOY_VERSION"
-ensure_rust_targets wasm32-wasip1 wasm32-unknown-unknown
-ensure_rust_components rustfmt clippy
+ensure_rustup target wasm32-wasip1 wasm32-unknown-unknown
+ensure_rustup component rustfmt clippy
 ensure_envoy
 "$ENVOY_BIN" --version
 

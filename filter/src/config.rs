@@ -270,6 +270,20 @@ pub struct JwtConfig {
     pub max_token_bytes: usize,
 }
 
+impl JwtConfig {
+    /// The checks applied to every token besides its signature.
+    pub fn expectations(&self) -> crate::jwt::Expectations {
+        crate::jwt::Expectations {
+            issuer: self.issuer.clone(),
+            audiences: self.audiences.clone(),
+            claim: self.claim.clone(),
+            leeway_s: self.leeway_s,
+            require_exp: self.require_exp,
+            max_token_bytes: self.max_token_bytes,
+        }
+    }
+}
+
 /// One tenant's limits. An absent limit is no limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantPolicy {

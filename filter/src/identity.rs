@@ -51,14 +51,7 @@ impl TenantIdentifier {
     /// `cache_seed` keys the token cache's hash; draw it at random per VM.
     pub fn new(config: IdentityConfig, cache_seed: [u8; 16]) -> Self {
         let jwt = config.jwt.map(|jwt| JwtVerifier {
-            expect: Expectations {
-                issuer: jwt.issuer.clone(),
-                audiences: jwt.audiences.clone(),
-                claim: jwt.claim.clone(),
-                leeway_s: jwt.leeway_s,
-                require_exp: jwt.require_exp,
-                max_token_bytes: jwt.max_token_bytes,
-            },
+            expect: jwt.expectations(),
             cache: VerifiedTokenCache::new(jwt.cache_size, cache_seed),
             config: jwt,
         });

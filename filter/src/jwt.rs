@@ -292,7 +292,7 @@ mod tests {
 
     fn verify_at(token: &str, now_s: u64) -> Result<VerifiedToken, TokenError> {
         let jwt = jwt_config();
-        jwt.keys.verify(token, &testkit::expectations(&jwt), now_s)
+        jwt.keys.verify(token, &jwt.expectations(), now_s)
     }
 
     /// Verifies `token` with the configured keys and the expectations changed by `f`.
@@ -301,7 +301,7 @@ mod tests {
         f: impl FnOnce(&mut Expectations),
     ) -> Result<VerifiedToken, TokenError> {
         let jwt = jwt_config();
-        let mut expect = testkit::expectations(&jwt);
+        let mut expect = jwt.expectations();
         f(&mut expect);
         jwt.keys.verify(token, &expect, NOW_S)
     }
@@ -451,7 +451,7 @@ mod tests {
         let keys = KeySet::new(vec![(None, public)]);
         let mut mint = Mint::new("EdDSA", "acme");
         mint.kid = None;
-        let expect = testkit::expectations(&jwt_config());
+        let expect = jwt_config().expectations();
         assert_eq!(tenant(keys.verify(&mint.sign(), &expect, NOW_S)), "acme");
     }
 

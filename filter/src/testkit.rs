@@ -13,7 +13,6 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{Config, JwtConfig};
 use crate::identity::RequestHeaders;
-use crate::jwt::Expectations;
 use crate::response::LocalReply;
 
 /// The fixed "now" of every test, Unix seconds.
@@ -115,18 +114,6 @@ pub fn jwt_config() -> JwtConfig {
         .identity
         .jwt
         .expect("config_json has a jwt section")
-}
-
-/// The checks `identity` derives from `jwt`.
-pub fn expectations(jwt: &JwtConfig) -> Expectations {
-    Expectations {
-        issuer: jwt.issuer.clone(),
-        audiences: jwt.audiences.clone(),
-        claim: jwt.claim.clone(),
-        leeway_s: jwt.leeway_s,
-        require_exp: jwt.require_exp,
-        max_token_bytes: jwt.max_token_bytes,
-    }
 }
 
 /// What goes into a test token. Built by `Mint::new`, adjusted through its fields,
