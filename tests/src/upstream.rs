@@ -1,8 +1,13 @@
 //! A recording upstream on 127.0.0.1: answers every request with 200 and a JSON echo
 //! of what it received, and keeps every request's headers for the test to inspect.
+//! With a service time it holds each request that long, like a busy model server,
+//! and counts per tenant (by `x-fairgate-tenant`) the requests in flight, the most
+//! ever in flight at once, and those completed.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
@@ -27,25 +32,81 @@ impl Seen {
     }
 }
 
+/// Per-tenant load as the upstream saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantLoad {
+    pub in_flight: u64,
+    pub max_in_flight: u64,
+    pub completed: u64,
+}
+
 /// A running recording upstream; stops with the test's runtime.
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    load: LoadMap,
+}
+
+type LoadMap = Arc<Mutex<BTreeMap<String, TenantLoad>>>;
+
+/// One request in flight at the upstream; leaves the count however the request ends
+/// (a client that goes away drops it mid-wait).
+struct InFlight {
+    load: LoadMap,
+    tenant: String,
+    completed: bool,
+}
+
+impl InFlight {
+    fn enter(load: LoadMap, tenant: String) -> Self {
+        if let Ok(mut map) = load.lock() {
+            let l = map.entry(tenant.clone()).or_default();
+            l.in_flight += 1;
+            l.max_in_flight = l.max_in_flight.max(l.in_flight);
+        }
+        Self {
+            load,
+            tenant,
+            completed: false,
+        }
+    }
+
+    fn complete(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.load.lock() {
+            let l = map.entry(self.tenant.clone()).or_default();
+            l.in_flight = l.in_flight.saturating_sub(1);
+            l.completed += u64::from(self.completed);
+        }
+    }
 }
 
 impl Upstream {
     /// Starts the upstream on a free port of 127.0.0.1 (within a tokio runtime).
     pub async fn start() -> Upstream {
+        Self::with_service_time(Duration::ZERO).await
+    }
+
+    /// Starts an upstream that holds every request for `service_time`.
+    pub async fn with_service_time(service_time: Duration) -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let load: LoadMap = Arc::default();
         let record = seen.clone();
+        let tenant_load = load.clone();
         let app =
             axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
                 let record = record.clone();
+                let tenant_load = tenant_load.clone();
                 async move {
                     let headers: Vec<(String, String)> = headers
                         .iter()
@@ -63,6 +124,7 @@ impl Upstream {
                         .collect();
                     let body =
                         serde_json::json!({"path": uri.path(), "tenants": tenants}).to_string();
+                    let tenant = tenants.first().copied().unwrap_or("").to_string();
                     if let Ok(mut seen) = record.lock() {
                         seen.push(Seen {
                             method: method.to_string(),
@@ -70,18 +132,28 @@ impl Upstream {
                             headers: headers.clone(),
                         });
                     }
+                    let in_flight = InFlight::enter(tenant_load, tenant);
+                    if !service_time.is_zero() {
+                        tokio::time::sleep(service_time).await;
+                    }
+                    in_flight.complete();
                     ([("content-type", "application/json")], body).into_response()
                 }
             });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Upstream { addr, seen }
+        Upstream { addr, seen, load }
     }
 
     /// Every request received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Per-tenant load so far (the tenant of each request is its `x-fairgate-tenant`).
+    pub fn load(&self) -> BTreeMap<String, TenantLoad> {
+        self.load.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// How many requests were received so far.
