@@ -7,6 +7,8 @@
 //! - `config`: the plugin JSON, parsed and validated with field paths.
 //! - `jwt`, `token_cache`, `identity`: who is asking.
 //! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
+//! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
+//!   shared-data value per pool.
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 
@@ -14,6 +16,7 @@ pub mod bucket;
 pub mod budget;
 pub mod clock;
 pub mod config;
+pub mod fair_queue;
 pub mod identity;
 pub mod jwt;
 pub mod metrics;

@@ -11,7 +11,7 @@ use base64::Engine;
 use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, JwtConfig};
+use crate::config::{Config, JwtConfig, TenantPolicy};
 use crate::identity::RequestHeaders;
 use crate::response::LocalReply;
 
@@ -74,6 +74,19 @@ pub fn key_json(alg: &str) -> Value {
         _ => return json!({"kid": kid, "alg": alg, "secret_base64": b64(HMAC_SECRET)}),
     };
     json!({"kid": kid, "alg": alg, "pem": pem})
+}
+
+/// The policy of a tenant configured with a weight and nothing else: no limits.
+pub fn weight_only(weight: f64) -> TenantPolicy {
+    TenantPolicy {
+        weight,
+        priority: 0,
+        requests: None,
+        tokens: None,
+        max_concurrency: None,
+        min_concurrency: None,
+        cluster: None,
+    }
 }
 
 /// A configuration trusting every test key (issuer `ISSUER`, audience `AUDIENCE`,
