@@ -65,7 +65,7 @@ struct RawConfig {
     #[serde(default)]
     default_tenant: Option<String>,
     #[serde(default)]
-    pool: RawPool,
+    pool: Option<RawPool>,
     #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
@@ -180,16 +180,6 @@ fn default_max_queue_per_tenant() -> u32 {
     256
 }
 
-impl Default for RawPool {
-    fn default() -> Self {
-        Self {
-            max_concurrency: default_pool_max_concurrency(),
-            queue_timeout_ms: default_queue_timeout_ms(),
-            max_queue_per_tenant: default_max_queue_per_tenant(),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRouting {
@@ -241,7 +231,8 @@ fn default_stale_ms() -> u64 {
 pub struct Config {
     pub identity: IdentityConfig,
     pub tenants: Tenants,
-    pub pool: PoolConfig,
+    /// Fair admission to the upstream pools; none: no concurrency control.
+    pub pool: Option<PoolConfig>,
     pub routing: RoutingConfig,
     pub sidecar: Option<SidecarConfig>,
 }
@@ -407,7 +398,7 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
         }
-        let pool = validate_pool(raw.pool)?;
+        let pool = raw.pool.map(validate_pool).transpose()?;
         let routing = validate_routing(raw.routing)?;
         let sidecar = raw.sidecar.map(validate_sidecar).transpose()?;
         Ok(Config {
@@ -884,11 +875,11 @@ mod tests {
 
         assert_eq!(
             config.pool,
-            PoolConfig {
+            Some(PoolConfig {
                 max_concurrency: 64,
                 queue_timeout_ms: 30000,
                 max_queue_per_tenant: 256
-            }
+            })
         );
         assert_eq!(config.routing.header, "x-fairgate-cluster");
         assert_eq!(config.routing.shared_clusters, ["pool_a", "pool_b"]);
@@ -920,14 +911,7 @@ mod tests {
         assert_eq!(jwt.max_token_bytes, 16 * 1024);
         assert!(!config.identity.trust_header);
         assert_eq!(config.identity.forward_header, "x-fairgate-tenant");
-        assert_eq!(
-            config.pool,
-            PoolConfig {
-                max_concurrency: 64,
-                queue_timeout_ms: 30_000,
-                max_queue_per_tenant: 256
-            }
-        );
+        assert_eq!(config.pool, None, "no pool: no concurrency control");
         assert_eq!(
             config.routing,
             RoutingConfig {

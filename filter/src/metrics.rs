@@ -13,6 +13,12 @@ pub enum Decision {
     RateLimited,
     /// A budget could not be read or written (shared data failure); admitted.
     BudgetError,
+    /// Sheddable (negative priority) while the pool is saturated: 503.
+    Shed,
+    /// The tenant's queue is full: 429.
+    QueueFull,
+    /// Waited `pool.queue_timeout_ms` without a slot: 503.
+    QueueTimeout,
 }
 
 impl Decision {
@@ -23,6 +29,9 @@ impl Decision {
             Self::UnknownTenant => "unknown_tenant",
             Self::RateLimited => "rate_limited",
             Self::BudgetError => "budget_error",
+            Self::Shed => "shed",
+            Self::QueueFull => "queue_full",
+            Self::QueueTimeout => "queue_timeout",
         }
     }
 }
@@ -33,6 +42,11 @@ pub fn requests_counter(tenant: Option<&str>, decision: Decision) -> String {
         Some(t) => format!("fg_requests.tenant.{t}.decision.{}", decision.as_str()),
         None => format!("fg_requests.decision.{}", decision.as_str()),
     }
+}
+
+/// `fg_queue_wait_ms` by tenant: how long admitted requests waited for a slot.
+pub fn queue_wait_histogram(tenant: &str) -> String {
+    format!("fg_queue_wait_ms.tenant.{tenant}")
 }
 
 /// The `stats_tags` regexes (tag name, regex) that turn the names above into labels.

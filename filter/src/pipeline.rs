@@ -60,6 +60,11 @@ impl Gate {
         }
     }
 
+    /// The tenants and their policies.
+    pub fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
     /// The header the verified tenant is written to.
     pub fn forward_header(&self) -> &str {
         &self.forward_header

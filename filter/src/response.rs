@@ -117,6 +117,29 @@ pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> Loc
     )
 }
 
+/// 429 `queue_full`: the tenant already has `max_queue_per_tenant` requests waiting.
+pub fn queue_full() -> LocalReply {
+    reply(
+        429,
+        "rate_limit_error",
+        "queue_full",
+        "fairgate: too many of this tenant's requests are waiting for the GPUs",
+        vec![("retry-after", "1".to_string())],
+    )
+}
+
+/// 503 `overloaded`: no slot came within the queue timeout, or the tenant is
+/// sheddable and the pool is saturated.
+pub fn overloaded(reason: &str) -> LocalReply {
+    reply(
+        503,
+        "server_error",
+        "overloaded",
+        &format!("fairgate: {reason}"),
+        vec![("retry-after", "1".to_string())],
+    )
+}
+
 fn limit_header(kind: BudgetKind) -> &'static str {
     match kind {
         BudgetKind::Requests => "x-ratelimit-limit-requests",

@@ -3,6 +3,7 @@
 //! however it ends. Run through `scripts/test.sh`, which builds the filter and
 //! installs Envoy first.
 
+mod admission;
 mod budgets;
 mod config;
 mod identity;

@@ -20,11 +20,16 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
 
+mod admission;
+
+use admission::{Action as PoolAction, Admission, Pools};
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::RequestHeaders;
-use crate::metrics::{requests_counter, Decision};
+use crate::metrics::{queue_wait_histogram, requests_counter, Decision};
 use crate::pipeline::{Gate, Verdict};
+use crate::response::{self, LocalReply};
 use crate::store::{SharedStore, StoreError, Versioned};
 
 proxy_wasm::main! {{
@@ -84,16 +89,18 @@ impl RequestHeaders for HostHeaders {
     }
 }
 
-/// How often each VM adds its counts to Envoy's counters.
-const FLUSH_PERIOD: Duration = Duration::from_secs(1);
+/// How often each VM flushes its counters and looks after its pools (queue
+/// timeouts, its lease): the safety net; wake-ups themselves do not wait for it.
+const TICK_PERIOD: Duration = Duration::from_millis(100);
 
 /// Request counters, counted in VM memory and added to Envoy's counters every
-/// `FLUSH_PERIOD` (a host call per counter per period instead of one per request).
+/// `TICK_PERIOD` (a host call per counter per period instead of one per request).
 /// Counter ids are defined once per VM and name.
 #[derive(Default)]
 struct Counters {
     /// decision → label ("" for none) → (metric id, count not yet flushed)
     by_decision: HashMap<Decision, HashMap<String, (u32, u64)>>,
+    histograms: HashMap<String, u32>,
 }
 
 impl Counters {
@@ -116,6 +123,21 @@ impl Counters {
         }
     }
 
+    fn record_wait(&mut self, tenant: &str, waited_ms: u64) {
+        let name = queue_wait_histogram(tenant);
+        let id = match self.histograms.get(&name) {
+            Some(id) => *id,
+            None => match hostcalls::define_metric(MetricType::Histogram, &name) {
+                Ok(id) => {
+                    self.histograms.insert(name, id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = hostcalls::record_metric(id, waited_ms);
+    }
+
     fn flush(&mut self) {
         for (id, pending) in self.by_decision.values_mut().flat_map(|m| m.values_mut()) {
             if *pending > 0 {
@@ -130,6 +152,8 @@ impl Counters {
 struct Shared {
     gate: RefCell<Gate>,
     counters: RefCell<Counters>,
+    /// Fair admission, where `pool` is configured.
+    pools: Option<RefCell<Pools>>,
 }
 
 impl Shared {
@@ -138,11 +162,64 @@ impl Shared {
             counters.count(label, decision);
         }
     }
+
+    /// Runs `f` on the pools, then the host actions it asked for (with the pools no
+    /// longer borrowed: resuming a request or replying re-enters the VM).
+    fn with_pools<T>(&self, f: impl FnOnce(&mut Pools, &mut Vec<PoolAction>) -> T) -> Option<T> {
+        let mut actions = Vec::new();
+        let out = {
+            let mut pools = self.pools.as_ref()?.try_borrow_mut().ok()?;
+            f(&mut pools, &mut actions)
+        };
+        self.run(actions);
+        Some(out)
+    }
+
+    fn run(&self, mut actions: Vec<PoolAction>) {
+        while let Some(action) = actions.pop() {
+            match action {
+                PoolAction::Resume {
+                    context,
+                    tenant,
+                    enqueued_at_ms,
+                } => {
+                    if hostcalls::set_effective_context(context).is_err() {
+                        // The client went away while the slot was on its way.
+                        let now_ms = HostClock.now_ms();
+                        if let Some(Ok(mut pools)) =
+                            self.pools.as_ref().map(RefCell::try_borrow_mut)
+                        {
+                            pools.vanished(context, now_ms, &mut actions);
+                        }
+                        continue;
+                    }
+                    self.count(Some(&tenant), Decision::Admitted);
+                    if let Ok(mut counters) = self.counters.try_borrow_mut() {
+                        counters.record_wait(
+                            &tenant,
+                            HostClock.now_ms().saturating_sub(enqueued_at_ms),
+                        );
+                    }
+                    let _ = hostcalls::resume_http_request();
+                }
+                PoolAction::TimedOut { context, tenant } => {
+                    if hostcalls::set_effective_context(context).is_ok() {
+                        self.count(Some(&tenant), Decision::QueueTimeout);
+                        send(&response::overloaded(
+                            "no GPU slot came free within the queue timeout",
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
 struct FairgateRoot {
     shared: Option<Rc<Shared>>,
+    /// This VM's wake-up queue, where fair admission is on.
+    queue_id: Option<u32>,
 }
 
 fn cache_seed(now_ms: u64) -> [u8; 16] {
@@ -193,15 +270,31 @@ impl RootContext for FairgateRoot {
         };
         let now_ms = HostClock.now_ms();
         let prefix = format!("fairgate:{}:", plugin_name());
+        let pool_config = config.pool.clone();
         let gate = Gate::new(config, &prefix, cache_seed(now_ms));
         if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
             log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
         }
+        let pools = match pool_config.map(|p| Pools::join(&prefix, p, gate.tenants())) {
+            None => None,
+            Some(Ok((pools, queue_id))) => {
+                self.queue_id = Some(queue_id);
+                Some(RefCell::new(pools))
+            }
+            Some(Err(e)) => {
+                log(
+                    LogLevel::Critical,
+                    &format!("fairgate: fair admission: {e}"),
+                );
+                return false;
+            }
+        };
         self.shared = Some(Rc::new(Shared {
             gate: RefCell::new(gate),
             counters: RefCell::new(Counters::default()),
+            pools,
         }));
-        if let Err(status) = hostcalls::set_tick_period(FLUSH_PERIOD) {
+        if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log(
                 LogLevel::Warn,
                 &format!("fairgate: no tick, metrics not flushed: {status:?}"),
@@ -216,14 +309,23 @@ impl RootContext for FairgateRoot {
             if let Ok(mut counters) = shared.counters.try_borrow_mut() {
                 counters.flush();
             }
+            let now_ms = HostClock.now_ms();
+            shared.with_pools(|pools, actions| pools.tick(now_ms, actions));
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(shared) = &self.shared {
+            shared.with_pools(|pools, actions| pools.on_queue(queue_id, actions));
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Returning None would make the SDK panic; an unconfigured root (Envoy does
         // not create streams for one) still gets a context that fails closed.
         Some(Box::new(FairgateHttp {
             shared: self.shared.clone(),
+            context_id,
         }))
     }
 
@@ -234,9 +336,22 @@ impl RootContext for FairgateRoot {
 
 struct FairgateHttp {
     shared: Option<Rc<Shared>>,
+    context_id: u32,
 }
 
-impl Context for FairgateHttp {}
+impl Context for FairgateHttp {
+    fn on_done(&mut self) -> bool {
+        if let Some(shared) = &self.shared {
+            let now_ms = HostClock.now_ms();
+            shared.with_pools(|pools, actions| pools.finish(self.context_id, now_ms, actions));
+        }
+        true
+    }
+}
+
+fn send(reply: &LocalReply) {
+    send_reply(reply.status, &reply.headers, &reply.body);
+}
 
 fn send_reply(status: u32, headers: &[(&'static str, String)], body: &str) {
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -282,8 +397,41 @@ impl HttpContext for FairgateHttp {
                         &format!("fairgate: writing tenant header: {status:?}"),
                     );
                 }
-                shared.count(Some(&label), decision);
-                Action::Continue
+                let policy = match shared.pools {
+                    Some(_) => gate.tenants().by_name.get(&label).cloned(),
+                    None => None,
+                };
+                drop(gate);
+                let Some(policy) = policy else {
+                    shared.count(Some(&label), decision);
+                    return Action::Continue;
+                };
+                let now_ms = HostClock.now_ms();
+                let context = self.context_id;
+                let admission = shared
+                    .with_pools(|pools, actions| {
+                        pools.admit(context, &label, &policy, now_ms, actions)
+                    })
+                    .unwrap_or(Admission::Forward);
+                match admission {
+                    Admission::Forward => {
+                        shared.count(Some(&label), decision);
+                        Action::Continue
+                    }
+                    Admission::Wait => Action::Pause,
+                    Admission::Shed => {
+                        shared.count(Some(&label), Decision::Shed);
+                        send(&response::overloaded(
+                            "the GPUs are saturated and this tenant's requests are sheddable",
+                        ));
+                        Action::Pause
+                    }
+                    Admission::QueueFull => {
+                        shared.count(Some(&label), Decision::QueueFull);
+                        send(&response::queue_full());
+                        Action::Pause
+                    }
+                }
             }
             Verdict::Reject {
                 reply,

@@ -1,0 +1,341 @@
+//! Glue for weighted-fair admission (`fair_queue`): one VM's side of the pools.
+//!
+//! Each VM takes an index from a shared-data counter and registers its own shared
+//! queue, `<prefix>wake.<index>` (a queue notifies only the last VM that registered a
+//! name, so each needs its own). A request that must wait is paused and remembered
+//! here by context id. Whoever frees a slot, on any worker, gets from `fair_queue` the
+//! waiter that now holds it and sends that waiter's context id to the waiter's VM;
+//! that VM resumes it in `on_queue_ready`, within milliseconds. A tick expires
+//! waiters past `queue_timeout_ms` (503), renews this VM's lease and reclaims the
+//! slots of dead VMs.
+//!
+//! Every slot is released exactly once: a context here is `Queued` or `Admitted`;
+//! its end (`finish`) releases an admitted slot, or cancels a queued ticket, or, when
+//! the ticket was granted meanwhile (its wake-up still in flight), releases that slot.
+//! Host actions that re-enter the VM (resuming a request, a local reply) run only
+//! after every borrow is dropped: they come back as `Action`s for the caller.
+
+use hashbrown::HashMap;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
+
+use super::{log, HostStore};
+use crate::config::{PoolConfig, TenantPolicy, Tenants};
+use crate::fair_queue::{
+    reservations, Admit, FairQueue, Limits, PoolState, Reservation, Ticket, Updated, Waiter,
+};
+use crate::store::{cas_update, StoreError, Update};
+
+/// The pool of tenants not pinned to a cluster of their own. Until headroom routing
+/// lands, all shared clusters form this one pool.
+pub const SHARED_POOL: &str = "shared";
+
+/// Cost units charged per request until token accounting lands.
+const REQUEST_COST: f64 = 1.0;
+
+/// What becomes of a new request.
+pub enum Admission {
+    Forward,
+    /// Paused until woken, or answered 503 at `queue_timeout_ms`.
+    Wait,
+    Shed,
+    QueueFull,
+}
+
+/// Host actions to take once no borrow is held.
+pub enum Action {
+    Resume {
+        context: u32,
+        tenant: String,
+        enqueued_at_ms: u64,
+    },
+    TimedOut {
+        context: u32,
+        tenant: String,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Queued,
+    Admitted,
+}
+
+struct Context {
+    pool: String,
+    tenant: String,
+    state: State,
+    enqueued_at_ms: u64,
+}
+
+/// This VM's part in every pool.
+pub struct Pools {
+    queue: FairQueue,
+    config: PoolConfig,
+    reserved: HashMap<String, Vec<Reservation>>,
+    prefix: String,
+    vm_id: String,
+    vm: u32,
+    contexts: HashMap<u32, Context>,
+    /// Pools this VM has used: the ones its tick looks after.
+    touched: Vec<String>,
+}
+
+impl Pools {
+    /// Joins the pools: takes a VM index and registers this VM's wake-up queue.
+    pub fn join(
+        prefix: &str,
+        config: PoolConfig,
+        tenants: &Tenants,
+    ) -> Result<(Pools, u32), String> {
+        let vm = cas_update(
+            &HostStore,
+            &format!("{prefix}vm_seq"),
+            &0u32.to_le_bytes(),
+            |v| {
+                let next = v
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_le_bytes)
+                    .wrapping_add(1);
+                Update::Write(next.to_le_bytes().to_vec(), next)
+            },
+        )
+        .map_err(|e| format!("taking a VM index: {e}"))?;
+        let queue_id = hostcalls::register_shared_queue(&wake_queue(prefix, vm))
+            .map_err(|s| format!("registering the wake-up queue: {s:?}"))?;
+        let vm_id = hostcalls::get_property(vec!["plugin_vm_id"])
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let mut reserved = HashMap::new();
+        let mut pools: Vec<String> = tenants
+            .by_name
+            .values()
+            .filter_map(|p| p.cluster.clone())
+            .collect();
+        pools.push(SHARED_POOL.to_string());
+        for pool in pools {
+            let r = reservations(tenants, &pool, pool == SHARED_POOL);
+            reserved.insert(pool, r);
+        }
+        Ok((
+            Pools {
+                queue: FairQueue::new(prefix),
+                config,
+                reserved,
+                prefix: prefix.to_string(),
+                vm_id,
+                vm,
+                contexts: HashMap::new(),
+                touched: Vec::new(),
+            },
+            queue_id,
+        ))
+    }
+
+    fn update<T>(
+        &self,
+        pool: &str,
+        op: impl FnMut(&mut PoolState, &Limits) -> T,
+    ) -> Result<T, StoreError> {
+        let reserved = self.reserved.get(pool).map_or(&[][..], Vec::as_slice);
+        let limits = Limits::new(&self.config, None, reserved);
+        let mut op = op;
+        let Updated { value, reset } = self.queue.update(&HostStore, pool, |p| op(p, &limits))?;
+        if let Some(e) = reset {
+            log(
+                LogLevel::Error,
+                &format!("fairgate: pool {pool} was unreadable and was reset: {e}"),
+            );
+        }
+        Ok(value)
+    }
+
+    fn touch(&mut self, pool: &str) {
+        if !self.touched.iter().any(|p| p == pool) {
+            self.touched.push(pool.to_string());
+        }
+    }
+
+    /// Admits, queues or refuses the request of `context`. A failing store lets the
+    /// request through (it is the host's fault, not the tenant's).
+    pub fn admit(
+        &mut self,
+        context: u32,
+        tenant: &str,
+        policy: &TenantPolicy,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) -> Admission {
+        let pool = policy.cluster.as_deref().unwrap_or(SHARED_POOL).to_string();
+        self.touch(&pool);
+        let ticket = Ticket {
+            vm: self.vm,
+            context,
+            enqueued_at_ms: now_ms,
+            cost: REQUEST_COST,
+        };
+        let outcome = self.update(&pool, |p, limits| {
+            p.try_admit(tenant, policy, ticket, limits)
+        });
+        let admission = match outcome {
+            Ok(a) => a,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("fairgate: pool {pool} not enforced: {e}"),
+                );
+                return Admission::Forward;
+            }
+        };
+        self.dispatch(admission.woken, actions);
+        let state = match admission.admit {
+            Admit::Admitted => State::Admitted,
+            Admit::Queued => State::Queued,
+            Admit::Shed => return Admission::Shed,
+            Admit::QueueFull => return Admission::QueueFull,
+        };
+        self.contexts.insert(
+            context,
+            Context {
+                pool,
+                tenant: tenant.to_string(),
+                state,
+                enqueued_at_ms: now_ms,
+            },
+        );
+        match state {
+            State::Admitted => Admission::Forward,
+            State::Queued => Admission::Wait,
+        }
+    }
+
+    /// The request of `context` ended, however: releases or cancels what it held.
+    pub fn finish(&mut self, context: u32, now_ms: u64, actions: &mut Vec<Action>) {
+        let Some(ctx) = self.contexts.remove(&context) else {
+            return;
+        };
+        let vm = self.vm;
+        let woken = match ctx.state {
+            State::Admitted => self.update(&ctx.pool, |p, limits| {
+                p.release(&ctx.tenant, vm, 0.0, limits, now_ms).woken
+            }),
+            // Cancelled before its slot came; if it came (the wake-up is on its way),
+            // the slot goes back, and the estimate charged for it is refunded.
+            State::Queued => self.update(&ctx.pool, |p, limits| match p.cancel(vm, context) {
+                Some(_) => Vec::new(),
+                None => {
+                    p.release(&ctx.tenant, vm, -REQUEST_COST, limits, now_ms)
+                        .woken
+                }
+            }),
+        };
+        match woken {
+            Ok(woken) => self.dispatch(woken, actions),
+            Err(e) => log(
+                LogLevel::Warn,
+                &format!("fairgate: releasing a slot of {}: {e}", ctx.pool),
+            ),
+        }
+    }
+
+    /// Sends each woken waiter to its VM; this VM's own come back as actions.
+    fn dispatch(&mut self, woken: Vec<Waiter>, actions: &mut Vec<Action>) {
+        for w in woken {
+            if w.ticket.vm == self.vm {
+                self.wake(w.ticket.context, actions);
+                continue;
+            }
+            let name = wake_queue(&self.prefix, w.ticket.vm);
+            let sent = match hostcalls::resolve_shared_queue(&self.vm_id, &name) {
+                Ok(Some(q)) => {
+                    hostcalls::enqueue_shared_queue(q, Some(&w.ticket.context.to_le_bytes()))
+                        .is_ok()
+                }
+                _ => false,
+            };
+            if !sent {
+                // The slot stays held until that VM's lease runs out and it is reclaimed.
+                log(
+                    LogLevel::Warn,
+                    &format!("fairgate: no wake-up queue {name}"),
+                );
+            }
+        }
+    }
+
+    /// A slot came for `context`: resume it if it still waits here.
+    fn wake(&mut self, context: u32, actions: &mut Vec<Action>) {
+        if let Some(ctx) = self.contexts.get_mut(&context) {
+            if ctx.state == State::Queued {
+                ctx.state = State::Admitted;
+                actions.push(Action::Resume {
+                    context,
+                    tenant: ctx.tenant.clone(),
+                    enqueued_at_ms: ctx.enqueued_at_ms,
+                });
+            }
+        }
+    }
+
+    /// Wake-ups sent to this VM's queue.
+    pub fn on_queue(&mut self, queue_id: u32, actions: &mut Vec<Action>) {
+        while let Ok(Some(message)) = hostcalls::dequeue_shared_queue(queue_id) {
+            if let Some(context) = message
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+            {
+                self.wake(context, actions);
+            }
+        }
+    }
+
+    /// The safety net: lease renewal, queue timeouts, reclaiming dead VMs' slots.
+    pub fn tick(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+        let vm = self.vm;
+        for pool in self.touched.clone() {
+            match self.update(&pool, |p, limits| p.tick(vm, limits, now_ms)) {
+                Ok(tick) => {
+                    for w in tick.expired {
+                        if self.contexts.remove(&w.ticket.context).is_some() {
+                            actions.push(Action::TimedOut {
+                                context: w.ticket.context,
+                                tenant: w.tenant,
+                            });
+                        }
+                    }
+                    if !tick.reclaimed.vms.is_empty() {
+                        log(
+                            LogLevel::Warn,
+                            &format!(
+                                "fairgate: pool {pool}: reclaimed {} slots of VMs {:?} that stopped renewing",
+                                tick.reclaimed.slots, tick.reclaimed.vms
+                            ),
+                        );
+                    }
+                    self.dispatch(tick.reclaimed.woken, actions);
+                }
+                Err(e) => log(
+                    LogLevel::Warn,
+                    &format!("fairgate: ticking pool {pool}: {e}"),
+                ),
+            }
+        }
+    }
+
+    /// A woken context that is gone: its slot goes back and its estimate is refunded
+    /// (as a queued context the pool no longer has a ticket for, which `finish` handles).
+    pub fn vanished(&mut self, context: u32, now_ms: u64, actions: &mut Vec<Action>) {
+        if let Some(ctx) = self.contexts.get_mut(&context) {
+            ctx.state = State::Queued;
+        }
+        self.finish(context, now_ms, actions);
+    }
+}
+
+fn wake_queue(prefix: &str, vm: u32) -> String {
+    format!("{prefix}wake.{vm}")
+}

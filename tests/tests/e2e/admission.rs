@@ -1,0 +1,219 @@
+//! SPEC section 4 (weighted-fair admission) and the 429/503 rows of section 6,
+//! through Envoy with two workers and a slow upstream.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fairgate_e2e::envoy::{Envoy, EnvoyConfig};
+use fairgate_e2e::plugin;
+use fairgate_e2e::upstream::Upstream;
+use serde_json::{json, Value};
+
+use crate::{client, get};
+
+async fn gateway(tenants: Value, pool: Value, service_time: Duration) -> (Envoy, Upstream) {
+    let upstream = Upstream::with_service_time(service_time).await;
+    let mut config: Value = serde_json::from_str(&plugin::config(
+        json!({"header": "x-tenant-id"}),
+        tenants,
+        None,
+    ))
+    .expect("json");
+    config["pool"] = pool;
+    let envoy = Envoy::start(
+        &EnvoyConfig::new(config.to_string())
+            .concurrency(2)
+            .upstream("upstream", upstream.addr),
+    );
+    (envoy, upstream)
+}
+
+/// Keeps `clients` requests of `tenant` outstanding until `end`; records when each
+/// 200 arrived.
+fn flood(
+    url: &str,
+    tenant: &'static str,
+    clients: usize,
+    end: Instant,
+    done: Arc<Mutex<Vec<(&'static str, Instant)>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|_| {
+            let (url, done) = (url.to_string(), done.clone());
+            tokio::spawn(async move {
+                let client = client();
+                while Instant::now() < end {
+                    let reply = get(&client, &url, &[("x-tenant-id", tenant)]).await;
+                    assert_eq!(reply.status, 200, "{tenant}: {}", reply.body);
+                    if let Ok(mut d) = done.lock() {
+                        d.push((tenant, Instant::now()));
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_pool_is_shared_by_weight() {
+    let (envoy, _upstream) = gateway(
+        json!({"a": {"weight": 1}, "b": {"weight": 2}, "c": {"weight": 4}}),
+        json!({"max_concurrency": 4, "queue_timeout_ms": 60000}),
+        Duration::from_millis(40),
+    )
+    .await;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(7);
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for tenant in ["a", "b", "c"] {
+        tasks.extend(flood(&envoy.url("/"), tenant, 12, end, done.clone()));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    // Measure once every tenant is backlogged, and stop before the clients wind down.
+    let (from, to) = (
+        start + Duration::from_secs(1),
+        end - Duration::from_millis(500),
+    );
+    let mut completed: BTreeMap<&str, f64> = BTreeMap::new();
+    for (tenant, at) in done.lock().expect("lock").iter() {
+        if *at >= from && *at <= to {
+            *completed.entry(tenant).or_default() += 1.0;
+        }
+    }
+    let total: f64 = completed.values().sum();
+    let weights = [("a", 1.0), ("b", 2.0), ("c", 4.0)];
+    let normalised: Vec<f64> = weights
+        .iter()
+        .map(|(t, w)| completed.get(t).copied().unwrap_or(0.0) / w)
+        .collect();
+    let jain = normalised.iter().sum::<f64>().powi(2)
+        / (normalised.len() as f64 * normalised.iter().map(|x| x * x).sum::<f64>());
+    eprintln!("completed {completed:?} of {total}; Jain's index {jain:.4}");
+    assert!(total >= 200.0, "too little traffic to judge: {total}");
+    for (tenant, weight) in weights {
+        let share = completed.get(tenant).copied().unwrap_or(0.0) / total;
+        let fair = weight / 7.0;
+        assert!(
+            (share - fair).abs() <= 0.05,
+            "{tenant}: share {share:.3}, fair {fair:.3}"
+        );
+    }
+    assert!(jain >= 0.98, "Jain's index {jain:.4}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_gets_429_and_a_timed_out_wait_gets_503() {
+    let (envoy, upstream) = gateway(
+        json!({"acme": {"weight": 1}}),
+        json!({"max_concurrency": 1, "queue_timeout_ms": 400, "max_queue_per_tenant": 2}),
+        Duration::from_secs(3),
+    )
+    .await;
+    let url = envoy.url("/");
+    let send = |url: String| {
+        tokio::spawn(async move { get(&client(), &url, &[("x-tenant-id", "acme")]).await })
+    };
+    let holder = send(url.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = [send(url.clone()), send(url.clone())];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let full = get(&client(), &url, &[("x-tenant-id", "acme")]).await;
+    assert_eq!(full.status, 429, "{}", full.body);
+    assert_eq!(full.error_code(), "queue_full");
+    assert!(full
+        .header("retry-after")
+        .is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
+
+    for w in waiting {
+        let reply = w.await.expect("waiter");
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert_eq!(reply.error_code(), "overloaded");
+        assert!(reply.header("retry-after").is_some());
+    }
+    assert_eq!(holder.await.expect("holder").status, 200);
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the admitted request reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sheddable_tenant_gets_503_while_saturated_and_200_when_not() {
+    let (envoy, _upstream) = gateway(
+        json!({"acme": {"weight": 4}, "free": {"weight": 1, "priority": -1}}),
+        json!({"max_concurrency": 1}),
+        Duration::from_millis(1500),
+    )
+    .await;
+    let url = envoy.url("/");
+    let holder = {
+        let url = url.clone();
+        tokio::spawn(async move { get(&client(), &url, &[("x-tenant-id", "acme")]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shed = get(&client(), &url, &[("x-tenant-id", "free")]).await;
+    assert_eq!(shed.status, 503, "{}", shed.body);
+    assert_eq!(shed.error_code(), "overloaded");
+    assert!(shed.header("retry-after").is_some());
+    assert_eq!(holder.await.expect("holder").status, 200);
+    assert_eq!(
+        get(&client(), &url, &[("x-tenant-id", "free")])
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_come_back_when_clients_abort_while_queued_or_in_flight() {
+    let (envoy, upstream) = gateway(
+        json!({"acme": {"weight": 1}, "probe": {"weight": 1}}),
+        json!({"max_concurrency": 2, "queue_timeout_ms": 60000}),
+        Duration::from_millis(60),
+    )
+    .await;
+    let url = envoy.url("/");
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..25u64 {
+                // A third of the requests give up early: some while queued, some
+                // while the upstream holds them.
+                let timeout = if (i + j) % 3 == 0 {
+                    Duration::from_millis(20 + (i * 7 + j * 13) % 120)
+                } else {
+                    Duration::from_secs(30)
+                };
+                let client = reqwest::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .expect("client");
+                let _ = client.get(&url).header("x-tenant-id", "acme").send().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = upstream.load();
+    assert_eq!(load.get("acme").map(|l| l.in_flight), Some(0), "{load:?}");
+    // Both slots are free again: two probes run side by side, at once.
+    let url2 = url.clone();
+    let a = tokio::spawn(async move { get(&client(), &url2, &[("x-tenant-id", "probe")]).await });
+    let b = get(&client(), &url, &[("x-tenant-id", "probe")]).await;
+    assert_eq!(b.status, 200);
+    assert_eq!(a.await.expect("probe").status, 200);
+    assert_eq!(
+        upstream.load().get("probe").map(|l| l.max_in_flight),
+        Some(2),
+        "a slot leaked"
+    );
+}
