@@ -49,6 +49,34 @@ pub fn queue_wait_histogram(tenant: &str) -> String {
     format!("fg_queue_wait_ms.tenant.{tenant}")
 }
 
+/// `fg_pool_in_flight` / `fg_pool_capacity` by cluster (pool), and `fg_queued` by
+/// tenant: gauges, written by every worker's tick from the shared pool state.
+pub fn pool_in_flight_gauge(pool: &str) -> String {
+    format!("fg_pool_in_flight.cluster.{}", tag_value(pool))
+}
+
+pub fn pool_capacity_gauge(pool: &str) -> String {
+    format!("fg_pool_capacity.cluster.{}", tag_value(pool))
+}
+
+pub fn queued_gauge(tenant: &str) -> String {
+    format!("fg_queued.tenant.{tenant}")
+}
+
+/// A name as a tag value: Envoy cluster names may hold dots and `|`, which would
+/// end the tag; those become `_`.
+fn tag_value(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The `stats_tags` regexes (tag name, regex) that turn the names above into labels.
 /// The shipped Envoy configs carry exactly these; a test checks they agree.
 pub const STATS_TAGS: &[(&str, &str)] = &[
@@ -57,12 +85,28 @@ pub const STATS_TAGS: &[(&str, &str)] = &[
         "decision",
         r"^wasmcustom\.fg_\w+(?:\.tenant\.[A-Za-z0-9_-]+)?(\.decision\.(\w+))",
     ),
+    (
+        "cluster",
+        r"^wasmcustom\.fg_\w+(\.cluster\.([A-Za-z0-9_-]+))",
+    ),
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cluster_names_become_safe_tag_values() {
+        assert_eq!(
+            pool_in_flight_gauge("outbound|8000||vllm.ns.svc"),
+            "fg_pool_in_flight.cluster.outbound_8000__vllm_ns_svc"
+        );
+        assert_eq!(
+            pool_capacity_gauge("pool_a"),
+            "fg_pool_capacity.cluster.pool_a"
+        );
+    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn counters_encode_tenant_and_decision_in_the_name() {

@@ -24,6 +24,7 @@ use crate::config::{PoolConfig, TenantPolicy, Tenants};
 use crate::fair_queue::{
     reservations, Admit, FairQueue, Limits, PoolState, Reservation, Ticket, Updated, Waiter,
 };
+use crate::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge};
 use crate::store::{cas_update, StoreError, Update};
 
 /// The pool of tenants not pinned to a cluster of their own. Until headroom routing
@@ -79,7 +80,12 @@ pub struct Pools {
     contexts: HashMap<u32, Context>,
     /// Pools this VM has used: the ones its tick looks after.
     touched: Vec<String>,
+    /// The configured tenants of each pool (for the queued gauges).
+    members: HashMap<String, Vec<String>>,
 }
+
+/// A gauge reading: metric name and value.
+pub type Gauge = (String, u64);
 
 impl Pools {
     /// Joins the pools: takes a VM index and registers this VM's wake-up queue.
@@ -109,6 +115,14 @@ impl Pools {
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, policy) in &tenants.by_name {
+            let pool = policy.cluster.as_deref().unwrap_or(SHARED_POOL);
+            members
+                .entry(pool.to_string())
+                .or_default()
+                .push(name.clone());
+        }
         let mut reserved = HashMap::new();
         let mut pools: Vec<String> = tenants
             .by_name
@@ -130,6 +144,7 @@ impl Pools {
                 vm,
                 contexts: HashMap::new(),
                 touched: Vec::new(),
+                members,
             },
             queue_id,
         ))
@@ -294,11 +309,28 @@ impl Pools {
     }
 
     /// The safety net: lease renewal, queue timeouts, reclaiming dead VMs' slots.
-    pub fn tick(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+    /// Returns the pools' gauges as they stand after it.
+    pub fn tick(&mut self, now_ms: u64, actions: &mut Vec<Action>) -> Vec<Gauge> {
         let vm = self.vm;
+        let mut gauges = Vec::new();
         for pool in self.touched.clone() {
-            match self.update(&pool, |p, limits| p.tick(vm, limits, now_ms)) {
-                Ok(tick) => {
+            let members = self.members.get(&pool).cloned().unwrap_or_default();
+            let ticked = self.update(&pool, |p, limits| {
+                let tick = p.tick(vm, limits, now_ms);
+                let mut g = vec![
+                    (pool_in_flight_gauge(&pool), u64::from(p.in_use())),
+                    (pool_capacity_gauge(&pool), u64::from(limits.capacity)),
+                ];
+                g.extend(
+                    members
+                        .iter()
+                        .map(|t| (queued_gauge(t), p.queued(t) as u64)),
+                );
+                (tick, g)
+            });
+            match ticked {
+                Ok((tick, g)) => {
+                    gauges.extend(g);
                     for w in tick.expired {
                         if self.contexts.remove(&w.ticket.context).is_some() {
                             actions.push(Action::TimedOut {
@@ -324,6 +356,7 @@ impl Pools {
                 ),
             }
         }
+        gauges
     }
 
     /// A woken context that is gone: its slot goes back and its estimate is refunded

@@ -101,6 +101,7 @@ struct Counters {
     /// decision → label ("" for none) → (metric id, count not yet flushed)
     by_decision: HashMap<Decision, HashMap<String, (u32, u64)>>,
     histograms: HashMap<String, u32>,
+    gauges: HashMap<String, u32>,
 }
 
 impl Counters {
@@ -136,6 +137,20 @@ impl Counters {
             },
         };
         let _ = hostcalls::record_metric(id, waited_ms);
+    }
+
+    fn set_gauge(&mut self, name: String, value: u64) {
+        let id = match self.gauges.get(&name) {
+            Some(id) => *id,
+            None => match hostcalls::define_metric(MetricType::Gauge, &name) {
+                Ok(id) => {
+                    self.gauges.insert(name, id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = hostcalls::record_metric(id, value);
     }
 
     fn flush(&mut self) {
@@ -310,7 +325,12 @@ impl RootContext for FairgateRoot {
                 counters.flush();
             }
             let now_ms = HostClock.now_ms();
-            shared.with_pools(|pools, actions| pools.tick(now_ms, actions));
+            let gauges = shared.with_pools(|pools, actions| pools.tick(now_ms, actions));
+            if let (Some(gauges), Ok(mut counters)) = (gauges, shared.counters.try_borrow_mut()) {
+                for (name, value) in gauges {
+                    counters.set_gauge(name, value);
+                }
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use fairgate_e2e::plugin;
 use fairgate_e2e::upstream::Upstream;
 use serde_json::{json, Value};
 
-use crate::{client, get};
+use crate::{client, expect_prometheus, get};
 
 async fn gateway(tenants: Value, pool: Value, service_time: Duration) -> (Envoy, Upstream) {
     let upstream = Upstream::with_service_time(service_time).await;
@@ -141,6 +141,18 @@ async fn a_full_queue_gets_429_and_a_timed_out_wait_gets_503() {
         1,
         "only the admitted request reached the upstream"
     );
+    expect_prometheus(
+        &envoy,
+        &[
+            r#"fg_requests{tenant="acme",decision="admitted"} 1"#,
+            r#"fg_requests{tenant="acme",decision="queue_full"} 1"#,
+            r#"fg_requests{tenant="acme",decision="queue_timeout"} 2"#,
+            r#"fg_pool_capacity{cluster="shared"} 1"#,
+            r#"fg_pool_in_flight{cluster="shared"} 0"#,
+            r#"fg_queued{tenant="acme"} 0"#,
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,9 @@ mod config;
 mod identity;
 mod metrics;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use fairgate_e2e::envoy::Envoy;
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -62,4 +64,22 @@ pub async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) 
 /// `authorization: Bearer <token>`.
 pub fn bearer(token: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {token}"))
+}
+
+/// Waits (up to 5 s: workers flush their counters every 100 ms) until every line of
+/// `expected` is in Envoy's `/stats/prometheus`; panics with the fairgate series if not.
+pub async fn expect_prometheus(envoy: &Envoy, expected: &[&str]) {
+    let all_there = |prom: &str| expected.iter().all(|e| prom.lines().any(|l| l == *e));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut prom = envoy.admin("/stats/prometheus");
+    while !all_there(&prom) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        prom = envoy.admin("/stats/prometheus");
+    }
+    let fg: Vec<&str> = prom.lines().filter(|l| l.starts_with("fg_")).collect();
+    assert!(
+        all_there(&prom),
+        "want {expected:#?} in:\n{}",
+        fg.join("\n")
+    );
 }

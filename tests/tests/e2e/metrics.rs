@@ -1,13 +1,11 @@
 //! SPEC section 7: requests by tenant and decision in `/stats/prometheus`.
 
-use std::time::{Duration, Instant};
-
 use fairgate_e2e::envoy::{repo_root, Envoy, EnvoyConfig};
 use fairgate_e2e::plugin;
 use fairgate_filter::metrics::STATS_TAGS;
 use serde_json::json;
 
-use crate::{client, get};
+use crate::{client, expect_prometheus, get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_counted_by_tenant_and_decision_in_prometheus() {
@@ -26,33 +24,17 @@ async fn requests_are_counted_by_tenant_and_decision_in_prometheus() {
     }
     get(&client, &envoy.url("/"), &[]).await;
 
-    // Each worker adds its counts to Envoy's counters once a second.
-    let expected = [
-        r#"fg_requests{tenant="acme",decision="admitted"} 3"#,
-        r#"fg_requests{tenant="acme",decision="rate_limited"} 2"#,
-        // Unlisted tenants are counted under the default policy's name.
-        r#"fg_requests{tenant="free",decision="admitted"} 2"#,
-        r#"fg_requests{decision="unauthenticated"} 1"#,
-    ];
-    let all_there = |prom: &str| expected.iter().all(|e| prom.lines().any(|l| l == *e));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut prom = envoy.admin("/stats/prometheus");
-    while !all_there(&prom) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        prom = envoy.admin("/stats/prometheus");
-    }
-    assert!(
-        all_there(&prom),
-        "want {expected:#?} in:\n{}",
-        fg_lines(&prom)
-    );
-}
-
-fn fg_lines(prom: &str) -> String {
-    prom.lines()
-        .filter(|l| l.contains("fg_"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    expect_prometheus(
+        &envoy,
+        &[
+            r#"fg_requests{tenant="acme",decision="admitted"} 3"#,
+            r#"fg_requests{tenant="acme",decision="rate_limited"} 2"#,
+            // Unlisted tenants are counted under the default policy's name.
+            r#"fg_requests{tenant="free",decision="admitted"} 2"#,
+            r#"fg_requests{decision="unauthenticated"} 1"#,
+        ],
+    )
+    .await;
 }
 
 #[test]
