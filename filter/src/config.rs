@@ -168,6 +168,20 @@ struct RawPool {
     queue_timeout_ms: u64,
     #[serde(default = "default_max_queue_per_tenant")]
     max_queue_per_tenant: u32,
+    #[serde(default)]
+    scheduler: Scheduler,
+}
+
+/// How a saturated pool picks the next request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    /// Weighted-fair (VTC), priority bands first.
+    #[default]
+    Fair,
+    /// First come, first served across tenants: the baseline fairgate replaces,
+    /// for comparison (benchmarks) only.
+    Fifo,
 }
 
 fn default_pool_max_concurrency() -> u32 {
@@ -299,6 +313,7 @@ pub struct PoolConfig {
     pub max_concurrency: u32,
     pub queue_timeout_ms: u64,
     pub max_queue_per_tenant: u32,
+    pub scheduler: Scheduler,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -679,6 +694,7 @@ fn validate_pool(raw: RawPool) -> Result<PoolConfig, ConfigError> {
         max_concurrency: raw.max_concurrency,
         queue_timeout_ms: raw.queue_timeout_ms,
         max_queue_per_tenant: raw.max_queue_per_tenant,
+        scheduler: raw.scheduler,
     })
 }
 
@@ -878,7 +894,8 @@ mod tests {
             Some(PoolConfig {
                 max_concurrency: 64,
                 queue_timeout_ms: 30000,
-                max_queue_per_tenant: 256
+                max_queue_per_tenant: 256,
+                scheduler: Scheduler::Fair,
             })
         );
         assert_eq!(config.routing.header, "x-fairgate-cluster");

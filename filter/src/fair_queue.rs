@@ -42,7 +42,7 @@
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
-use crate::config::{PoolConfig, TenantPolicy, Tenants};
+use crate::config::{PoolConfig, Scheduler, TenantPolicy, Tenants};
 use crate::store::{cas_update, SharedStore, StoreError, Update};
 
 /// The layout of a stored pool: its first byte. Another version decodes as an error.
@@ -108,6 +108,7 @@ pub struct Limits<'a> {
     pub queue_timeout_ms: u64,
     pub lease_ms: u64,
     pub reserved: &'a [Reservation],
+    pub scheduler: Scheduler,
 }
 
 impl<'a> Limits<'a> {
@@ -121,6 +122,7 @@ impl<'a> Limits<'a> {
             queue_timeout_ms: pool.queue_timeout_ms,
             lease_ms: DEFAULT_LEASE_MS,
             reserved,
+            scheduler: pool.scheduler,
         }
     }
 }
@@ -294,9 +296,14 @@ impl TenantState {
     }
 }
 
+/// When the oldest waiter of `t` arrived.
+fn head_enqueued_at(t: &TenantState) -> u64 {
+    t.queue.front().map_or(u64::MAX, |w| w.enqueued_at_ms)
+}
+
 /// The order in which backlogged tenants are served: `Less` is served first.
 fn serving_order(a: &TenantState, b: &TenantState) -> Ordering {
-    let head = |t: &TenantState| t.queue.front().map_or(u64::MAX, |w| w.enqueued_at_ms);
+    let head = head_enqueued_at;
     b.share
         .priority
         .cmp(&a.share.priority)
@@ -600,7 +607,10 @@ impl PoolState {
                     && t.in_flight() < t.share.max_concurrency
                     && self.fits(t, &room, limits)
             })
-            .min_by(|(_, a), (_, b)| serving_order(a, b))
+            .min_by(|(_, a), (_, b)| match limits.scheduler {
+                Scheduler::Fair => serving_order(a, b),
+                Scheduler::Fifo => head_enqueued_at(a).cmp(&head_enqueued_at(b)),
+            })
             .map(|(i, _)| i)
     }
 
@@ -976,6 +986,7 @@ mod tests {
             queue_timeout_ms: 5_000,
             lease_ms: 10_000,
             reserved: &[],
+            scheduler: Scheduler::Fair,
         }
     }
 
@@ -1315,6 +1326,25 @@ mod tests {
             order.extend(woken.iter().map(|w| w.ticket.context));
         }
         assert_eq!(order, [2, 3, 4, 5, 6]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_fifo_baseline_serves_by_arrival_not_by_service() {
+        let mut fifo = limits(1);
+        fifo.scheduler = Scheduler::Fifo;
+        let mut sim = Sim::new(fifo, &[]);
+        sim.submit("heavy");
+        sim.now += 1;
+        for tenant in ["light", "light", "heavy", "light"] {
+            sim.submit(tenant);
+            sim.now += 1;
+        }
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let (_, woken) = sim.finish_oldest();
+            order.extend(woken.into_iter().map(|w| w.tenant));
+        }
+        assert_eq!(order, ["light", "light", "heavy", "light"]);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -1769,6 +1799,7 @@ mod tests {
             max_concurrency: 64,
             queue_timeout_ms: 30_000,
             max_queue_per_tenant: 256,
+            scheduler: Scheduler::Fair,
         };
         assert_eq!(Limits::new(&pool, None, &[]).capacity, 64);
         assert_eq!(Limits::new(&pool, Some(48), &[]).capacity, 48);

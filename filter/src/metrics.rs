@@ -49,6 +49,10 @@ pub fn queue_wait_histogram(tenant: &str) -> String {
     format!("fg_queue_wait_ms.tenant.{tenant}")
 }
 
+/// `fg_wakeup_us`: from a slot's release on one worker to the resume of the request
+/// it went to on another (the cross-worker wake-up latency).
+pub const WAKEUP_HISTOGRAM: &str = "fg_wakeup_us";
+
 /// `fg_pool_in_flight` / `fg_pool_capacity` by cluster (pool), and `fg_queued` by
 /// tenant: gauges, written by every worker's tick from the shared pool state.
 pub fn pool_in_flight_gauge(pool: &str) -> String {

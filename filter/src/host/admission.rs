@@ -49,6 +49,8 @@ pub enum Action {
         context: u32,
         tenant: String,
         enqueued_at_ms: u64,
+        /// When another worker sent the wake-up (ns), for the wake-up latency.
+        sent_at_ns: Option<u64>,
     },
     TimedOut {
         context: u32,
@@ -260,15 +262,14 @@ impl Pools {
     fn dispatch(&mut self, woken: Vec<Waiter>, actions: &mut Vec<Action>) {
         for w in woken {
             if w.ticket.vm == self.vm {
-                self.wake(w.ticket.context, actions);
+                self.wake(w.ticket.context, None, actions);
                 continue;
             }
             let name = wake_queue(&self.prefix, w.ticket.vm);
+            let mut message = w.ticket.context.to_le_bytes().to_vec();
+            message.extend_from_slice(&now_ns().to_le_bytes());
             let sent = match hostcalls::resolve_shared_queue(&self.vm_id, &name) {
-                Ok(Some(q)) => {
-                    hostcalls::enqueue_shared_queue(q, Some(&w.ticket.context.to_le_bytes()))
-                        .is_ok()
-                }
+                Ok(Some(q)) => hostcalls::enqueue_shared_queue(q, Some(&message)).is_ok(),
                 _ => false,
             };
             if !sent {
@@ -282,7 +283,7 @@ impl Pools {
     }
 
     /// A slot came for `context`: resume it if it still waits here.
-    fn wake(&mut self, context: u32, actions: &mut Vec<Action>) {
+    fn wake(&mut self, context: u32, sent_at_ns: Option<u64>, actions: &mut Vec<Action>) {
         if let Some(ctx) = self.contexts.get_mut(&context) {
             if ctx.state == State::Queued {
                 ctx.state = State::Admitted;
@@ -290,6 +291,7 @@ impl Pools {
                     context,
                     tenant: ctx.tenant.clone(),
                     enqueued_at_ms: ctx.enqueued_at_ms,
+                    sent_at_ns,
                 });
             }
         }
@@ -298,12 +300,16 @@ impl Pools {
     /// Wake-ups sent to this VM's queue.
     pub fn on_queue(&mut self, queue_id: u32, actions: &mut Vec<Action>) {
         while let Ok(Some(message)) = hostcalls::dequeue_shared_queue(queue_id) {
-            if let Some(context) = message
+            let context = message
                 .get(..4)
                 .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-            {
-                self.wake(context, actions);
+                .map(u32::from_le_bytes);
+            let sent_at_ns = message
+                .get(4..12)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes);
+            if let Some(context) = context {
+                self.wake(context, sent_at_ns, actions);
             }
         }
     }
@@ -367,6 +373,14 @@ impl Pools {
         }
         self.finish(context, now_ms, actions);
     }
+}
+
+/// Wall-clock nanoseconds, as the host tells them.
+pub fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn wake_queue(prefix: &str, vm: u32) -> String {

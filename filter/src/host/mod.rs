@@ -27,7 +27,7 @@ use admission::{Action as PoolAction, Admission, Pools};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::RequestHeaders;
-use crate::metrics::{queue_wait_histogram, requests_counter, Decision};
+use crate::metrics::{queue_wait_histogram, requests_counter, Decision, WAKEUP_HISTOGRAM};
 use crate::pipeline::{Gate, Verdict};
 use crate::response::{self, LocalReply};
 use crate::store::{SharedStore, StoreError, Versioned};
@@ -125,7 +125,10 @@ impl Counters {
     }
 
     fn record_wait(&mut self, tenant: &str, waited_ms: u64) {
-        let name = queue_wait_histogram(tenant);
+        self.record(queue_wait_histogram(tenant), waited_ms);
+    }
+
+    fn record(&mut self, name: String, value: u64) {
         let id = match self.histograms.get(&name) {
             Some(id) => *id,
             None => match hostcalls::define_metric(MetricType::Histogram, &name) {
@@ -136,7 +139,7 @@ impl Counters {
                 Err(_) => return,
             },
         };
-        let _ = hostcalls::record_metric(id, waited_ms);
+        let _ = hostcalls::record_metric(id, value);
     }
 
     fn set_gauge(&mut self, name: String, value: u64) {
@@ -197,6 +200,7 @@ impl Shared {
                     context,
                     tenant,
                     enqueued_at_ms,
+                    sent_at_ns,
                 } => {
                     if hostcalls::set_effective_context(context).is_err() {
                         // The client went away while the slot was on its way.
@@ -210,6 +214,10 @@ impl Shared {
                     }
                     self.count(Some(&tenant), Decision::Admitted);
                     if let Ok(mut counters) = self.counters.try_borrow_mut() {
+                        if let Some(sent) = sent_at_ns {
+                            let us = admission::now_ns().saturating_sub(sent) / 1000;
+                            counters.record(WAKEUP_HISTOGRAM.to_string(), us);
+                        }
                         counters.record_wait(
                             &tenant,
                             HostClock.now_ms().saturating_sub(enqueued_at_ms),

@@ -10,7 +10,7 @@ use fairgate_e2e::plugin;
 use fairgate_e2e::upstream::Upstream;
 use serde_json::{json, Value};
 
-use crate::{client, expect_prometheus, get};
+use crate::{client, expect_prometheus, get, prometheus_value};
 
 async fn gateway(tenants: Value, pool: Value, service_time: Duration) -> (Envoy, Upstream) {
     let upstream = Upstream::with_service_time(service_time).await;
@@ -103,6 +103,15 @@ async fn a_saturated_pool_is_shared_by_weight() {
         );
     }
     assert!(jain >= 0.98, "Jain's index {jain:.4}");
+    // Waits and cross-worker wake-ups were measured.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for series in [
+        r#"fg_queue_wait_ms_count{tenant="a"}"#,
+        "fg_wakeup_us_count",
+    ] {
+        let n = prometheus_value(&envoy, series).unwrap_or(0.0);
+        assert!(n > 0.0, "{series} = {n}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,19 +196,20 @@ async fn slots_come_back_when_clients_abort_while_queued_or_in_flight() {
     let (envoy, upstream) = gateway(
         json!({"acme": {"weight": 1}, "probe": {"weight": 1}}),
         json!({"max_concurrency": 2, "queue_timeout_ms": 60000}),
-        Duration::from_millis(60),
+        Duration::from_millis(15),
     )
     .await;
     let url = envoy.url("/");
+    let outcomes = Arc::new(Mutex::new(BTreeMap::<&str, u64>::new()));
     let mut tasks = Vec::new();
     for i in 0..24u64 {
-        let url = url.clone();
+        let (url, outcomes) = (url.clone(), outcomes.clone());
         tasks.push(tokio::spawn(async move {
-            for j in 0..25u64 {
-                // A third of the requests give up early: some while queued, some
-                // while the upstream holds them.
+            for j in 0..90u64 {
+                // A third of the clients give up early: while queued behind 22
+                // others, or while the upstream holds the request.
                 let timeout = if (i + j) % 3 == 0 {
-                    Duration::from_millis(20 + (i * 7 + j * 13) % 120)
+                    Duration::from_millis(5 + (i * 7 + j * 13) % 60)
                 } else {
                     Duration::from_secs(30)
                 };
@@ -207,14 +217,36 @@ async fn slots_come_back_when_clients_abort_while_queued_or_in_flight() {
                     .timeout(timeout)
                     .build()
                     .expect("client");
-                let _ = client.get(&url).header("x-tenant-id", "acme").send().await;
+                let outcome = match client.get(&url).header("x-tenant-id", "acme").send().await {
+                    Ok(r) if r.status() == 200 => "ok",
+                    Ok(_) => "refused",
+                    Err(_) => "aborted",
+                };
+                if let Ok(mut o) = outcomes.lock() {
+                    *o.entry(outcome).or_default() += 1;
+                }
             }
         }));
     }
     for t in tasks {
         t.await.expect("client");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outcomes = outcomes.lock().expect("lock").clone();
+    eprintln!("outcomes {outcomes:?}");
+    assert_eq!(outcomes.values().sum::<u64>(), 24 * 90);
+    assert!(
+        outcomes.get("aborted").copied().unwrap_or(0) > 300,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.get("refused"), None, "{outcomes:?}");
+    expect_prometheus(
+        &envoy,
+        &[
+            r#"fg_pool_in_flight{cluster="shared"} 0"#,
+            r#"fg_queued{tenant="acme"} 0"#,
+        ],
+    )
+    .await;
     let load = upstream.load();
     assert_eq!(load.get("acme").map(|l| l.in_flight), Some(0), "{load:?}");
     // Both slots are free again: two probes run side by side, at once.

@@ -83,3 +83,15 @@ pub async fn expect_prometheus(envoy: &Envoy, expected: &[&str]) {
         fg.join("\n")
     );
 }
+
+/// The value of one series (name and labels exactly as printed) in Envoy's
+/// `/stats/prometheus`, if present.
+pub fn prometheus_value(envoy: &Envoy, series: &str) -> Option<f64> {
+    envoy.admin("/stats/prometheus").lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
