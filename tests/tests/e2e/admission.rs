@@ -107,7 +107,7 @@ async fn a_saturated_pool_is_shared_by_weight() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for series in [
         r#"fg_queue_wait_ms_count{tenant="a"}"#,
-        "fg_wakeup_us_count",
+        "fg_wakeup_us_count{}",
     ] {
         let n = prometheus_value(&envoy, series).unwrap_or(0.0);
         assert!(n > 0.0, "{series} = {n}");
