@@ -126,7 +126,9 @@ impl EnvoyConfig {
         format!(
             r#"{{
   "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}}}},
-  "stats_config": {{"stats_tags": [{tags}]}},
+  "stats_config": {{"stats_tags": [{tags}],
+    "histogram_bucket_settings": [{{"match": {{"prefix": "wasmcustom.fg_wakeup_us"}},
+      "buckets": [10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 100000]}}]}},
   "static_resources": {{
     "listeners": [{{
       "name": "main",
