@@ -82,6 +82,7 @@ printf '\n\033[36m%s\033[0m\n' "globex's last reply: 429 rate_limit_exceeded, wi
 grep -iE '^(HTTP/|retry-after|x-ratelimit)' "$RUN_DIR/globex-8.headers"
 
 say "4. metrics ($ADMIN/stats/prometheus)"
+sleep 0.5 # each worker flushes its counters every 100 ms
 curl -s "$ADMIN/stats/prometheus" | grep '^fg_requests'
 printf '\nmodel server per-tenant totals: %s\n' "$(curl -s http://127.0.0.1:18000/mock/stats)"
 
