@@ -399,3 +399,41 @@ async fn min_concurrency_is_kept_under_a_flood_and_max_concurrency_is_never_exce
     );
     assert!(load["flood"].completed > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_comes_back_when_the_upstream_fails() {
+    // An upstream that refuses connections: Envoy answers 503 itself.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let mut config: Value = serde_json::from_str(&plugin::config(
+        json!({"header": "x-tenant-id"}),
+        json!({"acme": {"weight": 1}}),
+        None,
+    ))
+    .expect("json");
+    config["pool"] = json!({"max_concurrency": 1, "queue_timeout_ms": 2000});
+    let envoy = Envoy::start(
+        &EnvoyConfig::new(config.to_string())
+            .concurrency(2)
+            .upstream("down", addr),
+    );
+    // Were the slot kept by a failed request, the next would wait and time out.
+    for _ in 0..5 {
+        let reply = get(&client(), &envoy.url("/"), &[("x-tenant-id", "acme")]).await;
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(
+            reply.body.contains("upstream connect error"),
+            "{}",
+            reply.body
+        );
+    }
+    expect_prometheus(
+        &envoy,
+        &[
+            r#"fg_requests{tenant="acme",decision="admitted"} 5"#,
+            r#"fg_pool_in_flight{cluster="shared"} 0"#,
+        ],
+    )
+    .await;
+}
