@@ -128,32 +128,18 @@ impl Counters {
         self.record(queue_wait_histogram(tenant), waited_ms);
     }
 
+    /// Records `value` in the histogram `name`.
     fn record(&mut self, name: String, value: u64) {
-        let id = match self.histograms.get(&name) {
-            Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Histogram, &name) {
-                Ok(id) => {
-                    self.histograms.insert(name, id);
-                    id
-                }
-                Err(_) => return,
-            },
-        };
-        let _ = hostcalls::record_metric(id, value);
+        if let Some(id) = metric_id(&mut self.histograms, MetricType::Histogram, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
     }
 
+    /// Sets the gauge `name` to `value`.
     fn set_gauge(&mut self, name: String, value: u64) {
-        let id = match self.gauges.get(&name) {
-            Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Gauge, &name) {
-                Ok(id) => {
-                    self.gauges.insert(name, id);
-                    id
-                }
-                Err(_) => return,
-            },
-        };
-        let _ = hostcalls::record_metric(id, value);
+        if let Some(id) = metric_id(&mut self.gauges, MetricType::Gauge, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
     }
 
     fn flush(&mut self) {
@@ -164,6 +150,16 @@ impl Counters {
             }
         }
     }
+}
+
+/// The id of metric `name`, defined on first use.
+fn metric_id(ids: &mut HashMap<String, u32>, kind: MetricType, name: String) -> Option<u32> {
+    if let Some(id) = ids.get(&name) {
+        return Some(*id);
+    }
+    let id = hostcalls::define_metric(kind, &name).ok()?;
+    ids.insert(name, id);
+    Some(id)
 }
 
 /// What every HTTP context of a VM shares.
