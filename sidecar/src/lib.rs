@@ -27,4 +27,4 @@ pub mod sim;
 pub mod snapshot;
 #[cfg(test)]
 mod testkit;
-pub mod wire;
+pub use fairgate_wire as wire;

@@ -68,6 +68,7 @@ pub struct Metrics {
     endpoint_up: Family<EndpointLabels, GaugeF>,
     scrape_errors: Family<EndpointLabels, Counter>,
     poll_errors: Counter,
+    headroom_requests: Counter,
     snapshot_version: GaugeF,
     snapshot_age: GaugeF,
 }
@@ -158,6 +159,12 @@ impl Metrics {
 
         let sidecar = registry.sub_registry_with_prefix("sidecar");
         let poll_errors = add(sidecar, "poll_errors", "Polls whose GPU read failed", None);
+        let headroom_requests = add(
+            sidecar,
+            "headroom_requests",
+            "GET /v1/headroom answered (the filter polls once per poll_ms per Envoy)",
+            None,
+        );
         let snapshot_version = add(
             sidecar,
             "snapshot_version",
@@ -191,6 +198,7 @@ impl Metrics {
             endpoint_up,
             scrape_errors,
             poll_errors,
+            headroom_requests,
             snapshot_version,
             snapshot_age,
         }
@@ -294,6 +302,11 @@ impl Metrics {
         self.snapshot_version.set(snapshot.version as f64);
     }
 
+    /// Counts an answered `GET /v1/headroom`.
+    pub fn headroom_served(&self) {
+        self.headroom_requests.inc();
+    }
+
     /// Counts a poll whose GPU read failed.
     pub fn poll_failed(&self) {
         self.poll_errors.inc();
@@ -364,6 +377,7 @@ base_capacity = 8
             "fairgate_sidecar_snapshot_version 7.0",
             "fairgate_sidecar_snapshot_age_seconds 0.25",
             "fairgate_sidecar_poll_errors_total 0",
+            "fairgate_sidecar_headroom_requests_total 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn headroom(State(state): State<AppState>) -> Response {
+    state.metrics.headroom_served();
     let body = state.latest.borrow().body.clone();
     (
         [

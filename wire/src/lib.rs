@@ -30,11 +30,13 @@ pub struct ClusterHeadroom {
     pub capacity: u32,
     pub healthy: bool,
     /// The configured concurrency when idle.
+    #[serde(default)]
     pub base_capacity: u32,
     /// The signal that set `headroom`: `kv_cache`, `gpu_memory`, `queue` or
     /// `gpu_utilization`; absent when unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited_by: Option<String>,
+    #[serde(default)]
     pub gpus: Vec<GpuHeadroom>,
     /// Absent when the cluster has no model-server endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
