@@ -17,6 +17,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod fair_queue;
+pub mod headroom;
 pub mod identity;
 pub mod jwt;
 pub mod metrics;

@@ -63,6 +63,21 @@ pub fn pool_capacity_gauge(pool: &str) -> String {
     format!("fg_pool_capacity.cluster.{}", tag_value(pool))
 }
 
+/// `fg_headroom_pct` by cluster: the sidecar's headroom seen, 0..100.
+pub fn headroom_gauge(cluster: &str) -> String {
+    format!("fg_headroom_pct.cluster.{}", tag_value(cluster))
+}
+
+/// `fg_sidecar_capacity` by cluster: the sidecar's suggested concurrency seen.
+pub fn sidecar_capacity_gauge(cluster: &str) -> String {
+    format!("fg_sidecar_capacity.cluster.{}", tag_value(cluster))
+}
+
+/// `fg_routed` by cluster: requests sent to each upstream cluster.
+pub fn routed_counter(cluster: &str) -> String {
+    format!("fg_routed.cluster.{}", tag_value(cluster))
+}
+
 pub fn queued_gauge(tenant: &str) -> String {
     format!("fg_queued.tenant.{tenant}")
 }

@@ -24,6 +24,7 @@ use crate::config::{PoolConfig, TenantPolicy, Tenants};
 use crate::fair_queue::{
     reservations, Admit, FairQueue, Limits, PoolState, Reservation, Ticket, Updated, Waiter,
 };
+use crate::headroom::Snapshot;
 use crate::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge};
 use crate::store::{cas_update, StoreError, Update};
 
@@ -84,32 +85,26 @@ pub struct Pools {
     touched: Vec<String>,
     /// The configured tenants of each pool (for the queued gauges).
     members: HashMap<String, Vec<String>>,
+    /// The shared clusters: the pools of tenants pinned nowhere.
+    shared: Vec<String>,
+    /// Live capacity per pool, from a fresh sidecar snapshot.
+    live: HashMap<String, u32>,
+    /// Whether each pool had a free slot when this VM last saw it.
+    free: HashMap<String, bool>,
 }
 
 /// A gauge reading: metric name and value.
 pub type Gauge = (String, u64);
 
 impl Pools {
-    /// Joins the pools: takes a VM index and registers this VM's wake-up queue.
+    /// Joins the pools as VM `vm` (see `vm_index`): registers its wake-up queue.
     pub fn join(
         prefix: &str,
+        vm: u32,
         config: PoolConfig,
         tenants: &Tenants,
+        shared: &[String],
     ) -> Result<(Pools, u32), String> {
-        let vm = cas_update(
-            &HostStore,
-            &format!("{prefix}vm_seq"),
-            &0u32.to_le_bytes(),
-            |v| {
-                let next = v
-                    .get(..4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_le_bytes)
-                    .wrapping_add(1);
-                Update::Write(next.to_le_bytes().to_vec(), next)
-            },
-        )
-        .map_err(|e| format!("taking a VM index: {e}"))?;
         let queue_id = hostcalls::register_shared_queue(&wake_queue(prefix, vm))
             .map_err(|s| format!("registering the wake-up queue: {s:?}"))?;
         let vm_id = hostcalls::get_property(vec!["plugin_vm_id"])
@@ -117,24 +112,27 @@ impl Pools {
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
+        let shared_pools: Vec<String> = if shared.is_empty() {
+            vec![SHARED_POOL.to_string()]
+        } else {
+            shared.to_vec()
+        };
         let mut members: HashMap<String, Vec<String>> = HashMap::new();
-        for (name, policy) in &tenants.by_name {
-            let pool = policy.cluster.as_deref().unwrap_or(SHARED_POOL);
-            members
-                .entry(pool.to_string())
-                .or_default()
-                .push(name.clone());
-        }
         let mut reserved = HashMap::new();
-        let mut pools: Vec<String> = tenants
-            .by_name
-            .values()
-            .filter_map(|p| p.cluster.clone())
-            .collect();
-        pools.push(SHARED_POOL.to_string());
-        for pool in pools {
-            let r = reservations(tenants, &pool, pool == SHARED_POOL);
-            reserved.insert(pool, r);
+        for (name, policy) in &tenants.by_name {
+            let pools = match &policy.cluster {
+                Some(c) => {
+                    reserved.insert(c.clone(), reservations(tenants, c, false));
+                    vec![c.clone()]
+                }
+                None => shared_pools.clone(),
+            };
+            for pool in pools {
+                members.entry(pool).or_default().push(name.clone());
+            }
+        }
+        for pool in &shared_pools {
+            reserved.insert(pool.clone(), reservations(tenants, pool, true));
         }
         Ok((
             Pools {
@@ -147,20 +145,30 @@ impl Pools {
                 contexts: HashMap::new(),
                 touched: Vec::new(),
                 members,
+                shared: shared.to_vec(),
+                live: HashMap::new(),
+                free: HashMap::new(),
             },
             queue_id,
         ))
     }
 
     fn update<T>(
-        &self,
+        &mut self,
         pool: &str,
         op: impl FnMut(&mut PoolState, &Limits) -> T,
     ) -> Result<T, StoreError> {
         let reserved = self.reserved.get(pool).map_or(&[][..], Vec::as_slice);
-        let limits = Limits::new(&self.config, None, reserved);
+        let limits = Limits::new(&self.config, self.live.get(pool).copied(), reserved);
         let mut op = op;
-        let Updated { value, reset } = self.queue.update(&HostStore, pool, |p| op(p, &limits))?;
+        let Updated {
+            value: (value, free),
+            reset,
+        } = self.queue.update(&HostStore, pool, |p| {
+            let value = op(p, &limits);
+            (value, p.in_use() < limits.capacity)
+        })?;
+        self.free.insert(pool.to_string(), free);
         if let Some(e) = reset {
             log(
                 LogLevel::Error,
@@ -176,17 +184,41 @@ impl Pools {
         }
     }
 
-    /// Admits, queues or refuses the request of `context`. A failing store lets the
-    /// request through (it is the host's fault, not the tenant's).
+    /// Whether `pool` had a free slot when this VM last saw it (unknown: yes).
+    pub fn had_free_slot(&self, pool: &str) -> bool {
+        self.free.get(pool).copied().unwrap_or(true)
+    }
+
+    /// The live capacities from a fresh sidecar snapshot (none: configured caps).
+    pub fn set_live(&mut self, snapshot: Option<&Snapshot>) {
+        self.live.clear();
+        let Some(s) = snapshot else {
+            return;
+        };
+        for pool in self.reserved.keys() {
+            let capacity = if pool == SHARED_POOL {
+                s.capacity_of(self.shared.iter().map(String::as_str))
+            } else {
+                s.capacity_of([pool.as_str()])
+            };
+            if let Some(c) = capacity {
+                self.live.insert(pool.clone(), c);
+            }
+        }
+    }
+
+    /// Admits, queues or refuses the request of `context` in `pool`. A failing
+    /// store lets the request through (it is the host's fault, not the tenant's).
     pub fn admit(
         &mut self,
         context: u32,
         tenant: &str,
         policy: &TenantPolicy,
+        pool: &str,
         now_ms: u64,
         actions: &mut Vec<Action>,
     ) -> Admission {
-        let pool = policy.cluster.as_deref().unwrap_or(SHARED_POOL).to_string();
+        let pool = pool.to_string();
         self.touch(&pool);
         let ticket = Ticket {
             vm: self.vm,
@@ -319,49 +351,59 @@ impl Pools {
     pub fn tick(&mut self, now_ms: u64, actions: &mut Vec<Action>) -> Vec<Gauge> {
         let vm = self.vm;
         let mut gauges = Vec::new();
+        let mut queued_by_tenant: HashMap<String, u64> = HashMap::new();
         for pool in self.touched.clone() {
             let members = self.members.get(&pool).cloned().unwrap_or_default();
             let ticked = self.update(&pool, |p, limits| {
                 let tick = p.tick(vm, limits, now_ms);
-                let mut g = vec![
+                let gauges = [
                     (pool_in_flight_gauge(&pool), u64::from(p.in_use())),
                     (pool_capacity_gauge(&pool), u64::from(limits.capacity)),
                 ];
-                g.extend(
-                    members
-                        .iter()
-                        .map(|t| (queued_gauge(t), p.queued(t) as u64)),
-                );
-                (tick, g)
+                let queued: Vec<(String, u64)> = members
+                    .iter()
+                    .map(|t| (t.clone(), p.queued(t) as u64))
+                    .collect();
+                (tick, gauges, queued)
             });
-            match ticked {
-                Ok((tick, g)) => {
-                    gauges.extend(g);
-                    for w in tick.expired {
-                        if self.contexts.remove(&w.ticket.context).is_some() {
-                            actions.push(Action::TimedOut {
-                                context: w.ticket.context,
-                                tenant: w.tenant,
-                            });
-                        }
-                    }
-                    if !tick.reclaimed.vms.is_empty() {
-                        log(
-                            LogLevel::Warn,
-                            &format!(
-                                "fairgate: pool {pool}: reclaimed {} slots of VMs {:?} that stopped renewing",
-                                tick.reclaimed.slots, tick.reclaimed.vms
-                            ),
-                        );
-                    }
-                    self.dispatch(tick.reclaimed.woken, actions);
+            let (tick, pool_gauges, queued) = match ticked {
+                Ok(t) => t,
+                Err(e) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("fairgate: ticking pool {pool}: {e}"),
+                    );
+                    continue;
                 }
-                Err(e) => log(
-                    LogLevel::Warn,
-                    &format!("fairgate: ticking pool {pool}: {e}"),
-                ),
+            };
+            gauges.extend(pool_gauges);
+            for (tenant, n) in queued {
+                *queued_by_tenant.entry(tenant).or_default() += n;
             }
+            for w in tick.expired {
+                if self.contexts.remove(&w.ticket.context).is_some() {
+                    actions.push(Action::TimedOut {
+                        context: w.ticket.context,
+                        tenant: w.tenant,
+                    });
+                }
+            }
+            if !tick.reclaimed.vms.is_empty() {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "fairgate: pool {pool}: reclaimed {} slots of VMs {:?} that stopped renewing",
+                        tick.reclaimed.slots, tick.reclaimed.vms
+                    ),
+                );
+            }
+            self.dispatch(tick.reclaimed.woken, actions);
         }
+        gauges.extend(
+            queued_by_tenant
+                .into_iter()
+                .map(|(t, n)| (queued_gauge(&t), n)),
+        );
         gauges
     }
 
@@ -373,6 +415,25 @@ impl Pools {
         }
         self.finish(context, now_ms, actions);
     }
+}
+
+/// A number for this VM, unique in the Envoy process: its wake-up queue's name and
+/// its identity in pools and polling.
+pub fn vm_index(prefix: &str) -> Result<u32, String> {
+    cas_update(
+        &HostStore,
+        &format!("{prefix}vm_seq"),
+        &0u32.to_le_bytes(),
+        |v| {
+            let next = v
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
+                .wrapping_add(1);
+            Update::Write(next.to_le_bytes().to_vec(), next)
+        },
+    )
+    .map_err(|e| format!("taking a VM index: {e}"))
 }
 
 /// Wall-clock nanoseconds, as the host tells them.

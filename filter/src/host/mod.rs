@@ -21,13 +21,18 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
 
 mod admission;
+mod sidecar;
 
-use admission::{Action as PoolAction, Admission, Pools};
+use admission::{Action as PoolAction, Admission, Pools, SHARED_POOL};
+use sidecar::Sidecar;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::headroom;
 use crate::identity::RequestHeaders;
-use crate::metrics::{queue_wait_histogram, requests_counter, Decision, WAKEUP_HISTOGRAM};
+use crate::metrics::{
+    queue_wait_histogram, requests_counter, routed_counter, Decision, WAKEUP_HISTOGRAM,
+};
 use crate::pipeline::{Gate, Verdict};
 use crate::response::{self, LocalReply};
 use crate::store::{SharedStore, StoreError, Versioned};
@@ -102,6 +107,8 @@ struct Counters {
     by_decision: HashMap<Decision, HashMap<String, (u32, u64)>>,
     histograms: HashMap<String, u32>,
     gauges: HashMap<String, u32>,
+    /// Other counters by name: (metric id, count not yet flushed).
+    named: HashMap<String, (u32, u64)>,
 }
 
 impl Counters {
@@ -128,6 +135,16 @@ impl Counters {
         self.record(queue_wait_histogram(tenant), waited_ms);
     }
 
+    fn count_named(&mut self, name: String) {
+        if let Some((_, pending)) = self.named.get_mut(&name) {
+            *pending += 1;
+            return;
+        }
+        if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &name) {
+            self.named.insert(name, (id, 1));
+        }
+    }
+
     /// Records `value` in the histogram `name`.
     fn record(&mut self, name: String, value: u64) {
         if let Some(id) = metric_id(&mut self.histograms, MetricType::Histogram, name) {
@@ -143,7 +160,13 @@ impl Counters {
     }
 
     fn flush(&mut self) {
-        for (id, pending) in self.by_decision.values_mut().flat_map(|m| m.values_mut()) {
+        let named = self.named.values_mut();
+        for (id, pending) in self
+            .by_decision
+            .values_mut()
+            .flat_map(|m| m.values_mut())
+            .chain(named)
+        {
             if *pending > 0 {
                 let _ = hostcalls::increment_metric(*id, *pending as i64);
                 *pending = 0;
@@ -168,6 +191,35 @@ struct Shared {
     counters: RefCell<Counters>,
     /// Fair admission, where `pool` is configured.
     pools: Option<RefCell<Pools>>,
+    /// Headroom from the GPU sidecar, where `sidecar` is configured.
+    sidecar: Option<RefCell<Sidecar>>,
+    routing: Routing,
+}
+
+/// Where requests go: `routing.header`, written when any tenant is pinned or shared
+/// clusters are configured (and then always, so a client cannot pick a cluster).
+struct Routing {
+    header: String,
+    shared: Vec<String>,
+    active: bool,
+    /// Breaks ties between shared clusters in turn.
+    turn: std::cell::Cell<usize>,
+}
+
+impl Routing {
+    /// The cluster for a tenant pinned to `pinned`, or the best shared cluster.
+    fn choose(&self, pinned: Option<&str>, shared: &Shared, now_ms: u64) -> Option<String> {
+        if let Some(c) = pinned {
+            return Some(c.to_string());
+        }
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        let sidecar = shared.sidecar.as_ref().and_then(|s| s.try_borrow().ok());
+        let snapshot = sidecar.as_ref().and_then(|s| s.fresh(now_ms));
+        let pools = shared.pools.as_ref().and_then(|p| p.try_borrow().ok());
+        let free = |c: &str| pools.as_ref().is_none_or(|p| p.had_free_slot(c));
+        headroom::choose_shared(&self.shared, snapshot, free, turn).map(str::to_string)
+    }
 }
 
 impl Shared {
@@ -262,7 +314,21 @@ fn plugin_name() -> String {
         .unwrap_or_else(|| "fairgate".to_string())
 }
 
-impl Context for FairgateRoot {}
+impl Context for FairgateRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(shared) = &self.shared {
+            if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
+                sidecar.on_response(token_id, body_size, HostClock.now_ms());
+            }
+        }
+    }
+}
 
 impl RootContext for FairgateRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -290,11 +356,29 @@ impl RootContext for FairgateRoot {
         let now_ms = HostClock.now_ms();
         let prefix = format!("fairgate:{}:", plugin_name());
         let pool_config = config.pool.clone();
+        let sidecar_config = config.sidecar.clone();
+        let routing = Routing {
+            header: config.routing.header.clone(),
+            shared: config.routing.shared_clusters.clone(),
+            active: !config.routing.shared_clusters.is_empty()
+                || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
+            turn: std::cell::Cell::new(0),
+        };
         let gate = Gate::new(config, &prefix, cache_seed(now_ms));
         if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
             log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
         }
-        let pools = match pool_config.map(|p| Pools::join(&prefix, p, gate.tenants())) {
+        let vm = match admission::vm_index(&prefix) {
+            Ok(vm) => vm,
+            Err(e) => {
+                log(LogLevel::Critical, &format!("fairgate: {e}"));
+                return false;
+            }
+        };
+        let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm)));
+        let joined =
+            pool_config.map(|p| Pools::join(&prefix, vm, p, gate.tenants(), &routing.shared));
+        let pools = match joined {
             None => None,
             Some(Ok((pools, queue_id))) => {
                 self.queue_id = Some(queue_id);
@@ -312,6 +396,8 @@ impl RootContext for FairgateRoot {
             gate: RefCell::new(gate),
             counters: RefCell::new(Counters::default()),
             pools,
+            sidecar,
+            routing,
         }));
         if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log(
@@ -329,8 +415,18 @@ impl RootContext for FairgateRoot {
                 counters.flush();
             }
             let now_ms = HostClock.now_ms();
-            let gauges = shared.with_pools(|pools, actions| pools.tick(now_ms, actions));
-            if let (Some(gauges), Ok(mut counters)) = (gauges, shared.counters.try_borrow_mut()) {
+            let mut gauges = Vec::new();
+            if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
+                gauges.extend(sidecar.tick(now_ms));
+                let fresh = sidecar.fresh(now_ms);
+                if let Some(Ok(mut pools)) = shared.pools.as_ref().map(RefCell::try_borrow_mut) {
+                    pools.set_live(fresh);
+                }
+            }
+            if let Some(g) = shared.with_pools(|pools, actions| pools.tick(now_ms, actions)) {
+                gauges.extend(g);
+            }
+            if let Ok(mut counters) = shared.counters.try_borrow_mut() {
                 for (name, value) in gauges {
                     counters.set_gauge(name, value);
                 }
@@ -421,9 +517,9 @@ impl HttpContext for FairgateHttp {
                         &format!("fairgate: writing tenant header: {status:?}"),
                     );
                 }
-                let policy = match shared.pools {
-                    Some(_) => gate.tenants().by_name.get(&label).cloned(),
-                    None => None,
+                let policy = match shared.pools.is_some() || shared.routing.active {
+                    true => gate.tenants().by_name.get(&label).cloned(),
+                    false => None,
                 };
                 drop(gate);
                 let Some(policy) = policy else {
@@ -431,10 +527,30 @@ impl HttpContext for FairgateHttp {
                     return Action::Continue;
                 };
                 let now_ms = HostClock.now_ms();
+                let route = match shared.routing.active {
+                    true => shared
+                        .routing
+                        .choose(policy.cluster.as_deref(), shared, now_ms),
+                    false => None,
+                };
+                if shared.routing.active {
+                    // Set, or remove the client's own copy: only fairgate picks clusters.
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        &shared.routing.header,
+                        route.as_deref(),
+                    );
+                }
+                if let (Some(cluster), Ok(mut counters)) =
+                    (&route, shared.counters.try_borrow_mut())
+                {
+                    counters.count_named(routed_counter(cluster));
+                }
+                let pool = route.as_deref().unwrap_or(SHARED_POOL);
                 let context = self.context_id;
                 let admission = shared
                     .with_pools(|pools, actions| {
-                        pools.admit(context, &label, &policy, now_ms, actions)
+                        pools.admit(context, &label, &policy, pool, now_ms, actions)
                     })
                     .unwrap_or(Admission::Forward);
                 match admission {

@@ -1,0 +1,169 @@
+//! Glue for the GPU sidecar (`headroom`): the elected VM polls it with
+//! `dispatch_http_call` and stores the answer in shared data; every VM keeps a copy,
+//! re-read on its tick only when the stored value changed.
+
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+use super::admission::Gauge;
+use super::{log, HostStore};
+use crate::config::SidecarConfig;
+use crate::headroom::{PollClaim, Snapshot};
+use crate::store::{cas_update, SharedStore, Update};
+
+pub struct Sidecar {
+    config: SidecarConfig,
+    claim_key: String,
+    snapshot_key: String,
+    vm: u32,
+    /// The call in flight, if this VM is polling now.
+    pending: Option<u32>,
+    snapshot: Option<Snapshot>,
+    snapshot_cas: Option<u32>,
+    /// Whether the last look found a fresh snapshot (to log the turns).
+    fresh: bool,
+    /// Whether this VM's last poll succeeded (to log the turns).
+    last_poll_ok: bool,
+}
+
+impl Sidecar {
+    pub fn new(prefix: &str, config: SidecarConfig, vm: u32) -> Self {
+        Self {
+            config,
+            claim_key: format!("{prefix}sidecar.claim"),
+            snapshot_key: format!("{prefix}sidecar.snapshot"),
+            vm,
+            pending: None,
+            snapshot: None,
+            snapshot_cas: None,
+            fresh: false,
+            last_poll_ok: true,
+        }
+    }
+
+    /// The snapshot, if it is fresh at `now_ms`.
+    pub fn fresh(&self, now_ms: u64) -> Option<&Snapshot> {
+        self.snapshot
+            .as_ref()
+            .filter(|s| s.is_fresh(now_ms, self.config.stale_ms))
+    }
+
+    /// Polls when this VM wins the due poll, refreshes its copy, and returns gauges.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Gauge> {
+        if self.pending.is_none() {
+            self.maybe_poll(now_ms);
+        }
+        self.refresh(now_ms);
+        let mut gauges = vec![("fg_sidecar_fresh".to_string(), u64::from(self.fresh))];
+        if let Some(s) = &self.snapshot {
+            gauges.push(("fg_sidecar_snapshot_age_ms".to_string(), s.age_ms(now_ms)));
+            for (name, c) in &s.clusters {
+                gauges.push((
+                    crate::metrics::headroom_gauge(name),
+                    (c.headroom * 100.0).round() as u64,
+                ));
+                gauges.push((
+                    crate::metrics::sidecar_capacity_gauge(name),
+                    u64::from(c.capacity),
+                ));
+            }
+        }
+        gauges
+    }
+
+    fn maybe_poll(&mut self, now_ms: u64) {
+        let (vm, poll_ms) = (self.vm, self.config.poll_ms);
+        let claimed = cas_update(
+            &HostStore,
+            &self.claim_key,
+            &[],
+            |v| match PollClaim::claim(PollClaim::decode(v), vm, now_ms, poll_ms) {
+                Some(c) => Update::Write(c.encode().to_vec(), true),
+                None => Update::Keep(false),
+            },
+        );
+        if !matches!(claimed, Ok(true)) {
+            return;
+        }
+        let headers = vec![
+            (":method", "GET"),
+            (":path", self.config.path.as_str()),
+            (":authority", "fairgate-sidecar"),
+        ];
+        let timeout = Duration::from_millis(self.config.poll_ms.max(100));
+        match hostcalls::dispatch_http_call(&self.config.cluster, headers, None, vec![], timeout) {
+            Ok(token) => self.pending = Some(token),
+            Err(status) => self.poll_result(Err(format!(
+                "cannot call cluster {}: {status:?}",
+                self.config.cluster
+            ))),
+        }
+    }
+
+    /// The sidecar's answer to this VM's poll.
+    pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) {
+        if self.pending != Some(token) {
+            return;
+        }
+        self.pending = None;
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .unwrap_or_default();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let result = if status != "200" {
+            Err(format!("answered {status}"))
+        } else {
+            Snapshot::parse(&body, now_ms).map(|_| ()).and_then(|()| {
+                HostStore
+                    .set(
+                        &self.snapshot_key,
+                        &Snapshot::store_bytes(&body, now_ms),
+                        None,
+                    )
+                    .map_err(|e| e.to_string())
+            })
+        };
+        self.poll_result(result);
+    }
+
+    fn poll_result(&mut self, result: Result<(), String>) {
+        match (&result, self.last_poll_ok) {
+            (Err(e), true) => log(
+                LogLevel::Warn,
+                &format!("fairgate: sidecar poll failed: {e} (logged once until it recovers)"),
+            ),
+            (Ok(()), false) => log(LogLevel::Info, "fairgate: sidecar poll works again"),
+            _ => {}
+        }
+        self.last_poll_ok = result.is_ok();
+    }
+
+    fn refresh(&mut self, now_ms: u64) {
+        if let Ok(Some((bytes, cas))) = HostStore.get(&self.snapshot_key) {
+            if self.snapshot_cas != Some(cas) {
+                self.snapshot_cas = Some(cas);
+                match Snapshot::from_store(&bytes) {
+                    Ok(s) => self.snapshot = Some(s),
+                    Err(e) => log(LogLevel::Warn, &format!("fairgate: stored snapshot: {e}")),
+                }
+            }
+        }
+        let fresh = self.fresh(now_ms).is_some();
+        if fresh != self.fresh {
+            let line = if fresh {
+                "fairgate: sidecar headroom is fresh: live capacities apply"
+            } else {
+                "fairgate: sidecar headroom is stale or missing: configured capacities apply"
+            };
+            log(LogLevel::Info, line);
+            self.fresh = fresh;
+        }
+    }
+}
