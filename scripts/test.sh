@@ -23,7 +23,8 @@ say "build the filter (wasm32-wasip1, release)"
 build_filter
 ls -l target/wasm32-wasip1/release/fairgate_filter.wasm
 
-say "unit and end-to-end tests"
+say "unit and end-to-end tests (the e2e tests run the real sidecar binary)"
+cargo build --quiet -p fairgate-sidecar
 cargo test --workspace
 
 say "filter logic compiled to wasm32, under wasm-bindgen-test"

@@ -146,6 +146,14 @@ pub struct PollClaim {
 impl PollClaim {
     pub const ENCODED_LEN: usize = 20;
 
+    /// The value a claim starts from: nobody holds it and a poll is due. (Shared
+    /// data cannot hold an empty value: the host reads it back as missing.)
+    pub const UNCLAIMED: PollClaim = PollClaim {
+        holder: u32::MAX,
+        lease_until_ms: 0,
+        next_poll_ms: 0,
+    };
+
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         out[..4].copy_from_slice(&self.holder.to_le_bytes());
@@ -174,17 +182,24 @@ impl PollClaim {
         now_ms: u64,
         poll_ms: u64,
     ) -> Option<PollClaim> {
+        let mut next_poll_ms = now_ms + poll_ms;
         if let Some(c) = current {
             let mine = c.holder == vm;
             let expired = now_ms >= c.lease_until_ms;
             if now_ms < c.next_poll_ms || !(mine || expired) {
                 return None;
             }
+            // Keep to the schedule, so the ticks' lateness does not add up; after a
+            // gap of more than a period, start again from now.
+            let scheduled = c.next_poll_ms + poll_ms;
+            if scheduled > now_ms {
+                next_poll_ms = scheduled;
+            }
         }
         Some(PollClaim {
             holder: vm,
             lease_until_ms: now_ms + 3 * poll_ms,
-            next_poll_ms: now_ms + poll_ms,
+            next_poll_ms,
         })
     }
 }
@@ -279,14 +294,18 @@ mod tests {
         // Another VM cannot take the same period, nor the next while the lease holds.
         assert_eq!(PollClaim::claim(Some(first), 2, 1200, 500), None);
         assert_eq!(PollClaim::claim(Some(first), 2, 1600, 500), None);
-        // The holder polls again when due.
-        let second = PollClaim::claim(Some(first), 1, 1500, 500).unwrap();
+        // The holder polls again when due, on schedule even if its tick is late.
+        let second = PollClaim::claim(Some(first), 1, 1580, 500).unwrap();
+        assert_eq!(second.next_poll_ms, 2000);
         assert_eq!(PollClaim::claim(Some(second), 1, 1700, 500), None);
         // The holder went silent: after its lease another VM takes over.
-        assert_eq!(PollClaim::claim(Some(second), 2, 2999, 500), None);
-        let taken = PollClaim::claim(Some(second), 2, 3000, 500).unwrap();
+        assert_eq!(PollClaim::claim(Some(second), 2, 3079, 500), None);
+        let taken = PollClaim::claim(Some(second), 2, 3080, 500).unwrap();
         assert_eq!(taken.holder, 2);
         assert_eq!(PollClaim::decode(&taken.encode()), Some(taken));
         assert_eq!(PollClaim::decode(b"junk"), None);
+        // The starting value lets the first VM that looks poll at once.
+        let from_start = PollClaim::claim(Some(PollClaim::UNCLAIMED), 3, 10, 500).unwrap();
+        assert_eq!(from_start.holder, 3);
     }
 }

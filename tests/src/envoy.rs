@@ -66,6 +66,8 @@ pub struct EnvoyConfig {
     /// Upstream clusters; the route goes to the first, or answers 200 itself when
     /// there is none.
     pub clusters: Vec<Cluster>,
+    /// Route by this request header's value (`cluster_header`) instead.
+    pub cluster_header: Option<String>,
 }
 
 impl EnvoyConfig {
@@ -74,11 +76,18 @@ impl EnvoyConfig {
             plugin_config: plugin_config.into(),
             concurrency: 1,
             clusters: Vec::new(),
+            cluster_header: None,
         }
     }
 
     pub fn concurrency(mut self, n: u32) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// Routes every request to the cluster named by header `name`.
+    pub fn route_by_header(mut self, name: &str) -> Self {
+        self.cluster_header = Some(name.to_string());
         self
     }
 
@@ -93,9 +102,10 @@ impl EnvoyConfig {
     /// The bootstrap YAML (JSON is valid YAML; strings are JSON-escaped).
     pub fn to_yaml(&self) -> String {
         let wasm = filter_wasm();
-        let route = match self.clusters.first() {
-            Some(c) => format!(r#"{{"cluster": {:?}, "timeout": "60s"}}"#, c.name),
-            None => String::new(),
+        let route = match (&self.cluster_header, self.clusters.first()) {
+            (Some(h), _) => format!(r#"{{"cluster_header": {h:?}, "timeout": "60s"}}"#),
+            (None, Some(c)) => format!(r#"{{"cluster": {:?}, "timeout": "60s"}}"#, c.name),
+            (None, None) => String::new(),
         };
         let action = if route.is_empty() {
             r#""direct_response": {"status": 200, "body": {"inline_string": "direct\n"}}"#

@@ -4,5 +4,6 @@
 
 pub mod envoy;
 pub mod plugin;
+pub mod sidecar;
 pub mod tokens;
 pub mod upstream;

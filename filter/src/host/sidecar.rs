@@ -75,10 +75,11 @@ impl Sidecar {
 
     fn maybe_poll(&mut self, now_ms: u64) {
         let (vm, poll_ms) = (self.vm, self.config.poll_ms);
+        let unclaimed = PollClaim::UNCLAIMED.encode();
         let claimed = cas_update(
             &HostStore,
             &self.claim_key,
-            &[],
+            &unclaimed,
             |v| match PollClaim::claim(PollClaim::decode(v), vm, now_ms, poll_ms) {
                 Some(c) => Update::Write(c.encode().to_vec(), true),
                 None => Update::Keep(false),

@@ -8,6 +8,7 @@ mod budgets;
 mod config;
 mod identity;
 mod metrics;
+mod sidecar;
 
 use std::time::{Duration, Instant};
 
