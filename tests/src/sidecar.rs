@@ -16,6 +16,11 @@ pub struct Sidecar {
 impl Sidecar {
     /// Starts the sidecar with the TOML config `config` (its `listen` is overridden).
     pub fn start(config: &str) -> Sidecar {
+        Self::start_on(config, "127.0.0.1:0")
+    }
+
+    /// Starts it on `listen` (to restart one on the address Envoy knows).
+    pub fn start_on(config: &str, listen: &str) -> Sidecar {
         let bin = repo_root().join("target/debug/fairgate-sidecar");
         assert!(
             bin.exists(),
@@ -28,7 +33,7 @@ impl Sidecar {
         let mut child = Command::new(bin)
             .arg("--config")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0", "--source", "sim"])
+            .args(["--listen", listen, "--source", "sim"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -36,12 +41,15 @@ impl Sidecar {
             .expect("start the sidecar");
         let stdout = child.stdout.take().expect("stdout");
         let mut addr = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
                 break;
             }
         }
+        // Keep reading, so that a later line never meets a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         let addr = addr.expect("the sidecar printed no 'listening on ADDR'");
         Sidecar {
             child,

@@ -13,6 +13,9 @@ use crate::config::SidecarConfig;
 use crate::headroom::{PollClaim, Snapshot};
 use crate::store::{cas_update, SharedStore, Update};
 
+/// A larger answer is refused unread (a real one is a few KB per cluster).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 pub struct Sidecar {
     config: SidecarConfig,
     claim_key: String,
@@ -114,6 +117,11 @@ impl Sidecar {
             .flatten()
             .map(|s| String::from_utf8_lossy(&s).into_owned())
             .unwrap_or_default();
+        if body_size > MAX_ANSWER_BYTES {
+            return self.poll_result(Err(format!(
+                "an answer of {body_size} bytes, over the {MAX_ANSWER_BYTES} allowed"
+            )));
+        }
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
@@ -138,7 +146,9 @@ impl Sidecar {
         match (&result, self.last_poll_ok) {
             (Err(e), true) => log(
                 LogLevel::Warn,
-                &format!("fairgate: sidecar poll failed: {e} (logged once until it recovers)"),
+                &format!(
+                    "fairgate: sidecar poll failed, last good snapshot kept: {e} (logged once until it recovers)"
+                ),
             ),
             (Ok(()), false) => log(LogLevel::Info, "fairgate: sidecar poll works again"),
             _ => {}
