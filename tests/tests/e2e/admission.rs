@@ -310,8 +310,9 @@ async fn a_noisy_neighbour_does_not_delay_a_well_behaved_tenant_beyond_one_servi
     );
     // The bound is scheduling: quiet waits at most for the next slot to free (one
     // service time; the flood's slots free in step here, the worst case). The slack
-    // is the proxy's own path: release, cross-worker wake-up, resume, client.
-    let slack = Duration::from_millis(25);
+    // is the proxy's own path (release, cross-worker wake-up, resume: about 2.5 ms
+    // measured) plus scheduling jitter of a 2-core machine running other tests.
+    let slack = Duration::from_millis(50);
     assert!(
         with_flood <= alone + SERVICE + slack,
         "quiet p99 {with_flood:?} beside the flood, {alone:?} alone"
