@@ -9,6 +9,7 @@
 //! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
 //! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
 //!   shared-data value per pool.
+//! - `headroom`: the GPU sidecar's snapshot, who polls it, and routing by headroom.
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 

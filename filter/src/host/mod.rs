@@ -8,8 +8,11 @@
 //!
 //! Host calls on the request path (a cached or header-mode tenant with a request
 //! budget): one header read per identity header, the clock, one shared-data read
-//! and one CAS write, one header write. Each costs about 2.5 µs of Envoy CPU in V8
-//! (bench/README.md), so counters are kept in VM memory and flushed on a tick.
+//! and one CAS write, one header write; with routing, one more header write; with
+//! fair admission, a pool read and CAS write at admission and again at the end
+//! (`admission`). Each costs about 2.5 µs of Envoy CPU in V8 (bench/README.md), so
+//! counters are kept in VM memory and flushed on the tick, and the sidecar's snapshot
+//! is read on the tick (`sidecar`), never per request.
 
 use std::cell::RefCell;
 use std::rc::Rc;
