@@ -7,39 +7,12 @@
 //! `fairgate: ` and refuses the whole configuration.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 
 use crate::jwt::{KeySet, VerifyingKey};
 
-/// A configuration error, with the path of the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use fairgate_wire::ConfigError;
 
 /// The longest tenant id accepted, from a token claim, a header or the config.
 pub const MAX_TENANT_ID_LEN: usize = 64;

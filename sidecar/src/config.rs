@@ -22,33 +22,7 @@ use crate::gpu::GpuStat;
 use crate::headroom::Policy;
 use crate::sim::{Curve, CurvePoint, SimGpu};
 
-/// A configuration error, with the path of the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use fairgate_wire::ConfigError;
 
 /// Where GPU readings come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -1,5 +1,6 @@
-//! The JSON of `GET /v1/headroom` (SPEC section 5): the contract between the sidecar
-//! and the filter. Only serde here, so that the filter can share these types.
+//! What the sidecar and the filter share: the JSON of `GET /v1/headroom` (SPEC
+//! section 5), their contract, and `ConfigError`, the field-path error both report
+//! for a bad configuration. Only serde here, so that the wasm filter can use it.
 //!
 //! Fields beyond the SPEC's (`base_capacity`, `limited_by`, `model_servers`, a GPU's
 //! `healthy`, ...) are additions a reader may ignore; none of these types refuses
@@ -77,3 +78,31 @@ pub struct ModelServers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_cache_usage: Option<f64>,
 }
+
+/// A configuration error, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
