@@ -115,6 +115,56 @@ pub fn take(limit: &RateLimit, state: Option<BucketState>, now_ms: u64, cost: f6
     }
 }
 
+/// Takes `want` tokens, or, where the bucket holds less but at least `least`, all
+/// it holds (rounded down to whole tokens): a clamped request. Returns the outcome
+/// and the tokens taken (0 when refused).
+pub fn take_up_to(
+    limit: &RateLimit,
+    state: Option<BucketState>,
+    now_ms: u64,
+    want: f64,
+    least: f64,
+) -> (Take, f64) {
+    let current = state
+        .unwrap_or_else(|| BucketState::full(limit, now_ms))
+        .refilled(limit, now_ms);
+    let cost = if current.tokens + EPSILON >= want {
+        want
+    } else {
+        let all = (current.tokens + EPSILON).floor();
+        if all >= least {
+            all
+        } else {
+            // Refused: the retry time is for the least that would pass.
+            return (take(limit, state, now_ms, least.min(want)), 0.0);
+        }
+    };
+    let t = take(limit, state, now_ms, cost);
+    let taken = match t {
+        Take::Admitted { .. } => cost,
+        Take::Limited { .. } => 0.0,
+    };
+    (t, taken)
+}
+
+/// Settles a reservation: gives back `amount` tokens (a refund), or takes more when
+/// it is negative (the answer cost more than reserved; the bucket may go below zero,
+/// a debt the refill pays off before the next request passes). Never above `burst`.
+pub fn give_back(
+    limit: &RateLimit,
+    state: Option<BucketState>,
+    now_ms: u64,
+    amount: f64,
+) -> BucketState {
+    let current = state
+        .unwrap_or_else(|| BucketState::full(limit, now_ms))
+        .refilled(limit, now_ms);
+    BucketState {
+        tokens: (current.tokens + amount).min(limit.burst),
+        updated_ms: current.updated_ms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +291,44 @@ mod tests {
         let mut nan = s.encode();
         nan[..8].copy_from_slice(&f64::NAN.to_le_bytes());
         assert_eq!(BucketState::decode(&nan), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_clamped_take_gets_what_is_left_if_it_is_enough() {
+        let limit = RateLimit {
+            per_second: 1.0,
+            burst: 100.0,
+        };
+        let (t, taken) = take_up_to(&limit, None, 0, 60.0, 10.0);
+        assert_eq!(taken, 60.0);
+        let state = admitted(t);
+        let (t, taken) = take_up_to(&limit, Some(state), 0, 60.0, 10.0);
+        assert_eq!(taken, 40.0, "all that is left");
+        let state = admitted(t);
+        let (t, taken) = take_up_to(&limit, Some(state), 5_000, 60.0, 10.0);
+        assert_eq!(taken, 0.0, "5 left, less than the least useful");
+        match t {
+            Take::Limited { retry_after_ms, .. } => assert_eq!(retry_after_ms, 5_000),
+            Take::Admitted { .. } => panic!("must be refused"),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn settling_refunds_up_to_the_burst_and_can_leave_a_debt() {
+        let limit = RateLimit {
+            per_second: 10.0,
+            burst: 100.0,
+        };
+        let state = admitted(take(&limit, None, 0, 90.0));
+        let refunded = give_back(&limit, Some(state), 0, 80.0);
+        assert_eq!(refunded.tokens, 90.0);
+        let capped = give_back(&limit, Some(refunded), 0, 80.0);
+        assert_eq!(capped.tokens, 100.0);
+        let debt = give_back(&limit, Some(state), 0, -30.0);
+        assert_eq!(debt.tokens, -20.0);
+        match take(&limit, Some(debt), 0, 1.0) {
+            Take::Limited { retry_after_ms, .. } => assert_eq!(retry_after_ms, 2_100),
+            Take::Admitted { .. } => panic!("a debt holds the next request back"),
+        }
     }
 }

@@ -81,6 +81,63 @@ impl Budgets {
             }
         })
     }
+
+    /// Takes `want` tokens, or, with `least` set, as many as the bucket holds if that
+    /// is at least `least` (a clamped request). Returns the outcome and the amount
+    /// taken.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take_up_to(
+        &self,
+        store: &dyn SharedStore,
+        kind: BudgetKind,
+        tenant: &str,
+        limit: &RateLimit,
+        now_ms: u64,
+        want: f64,
+        least: Option<f64>,
+    ) -> Result<(Take, f64), StoreError> {
+        let Some(least) = least else {
+            return self
+                .take(store, kind, tenant, limit, now_ms, want)
+                .map(|t| match t {
+                    Take::Admitted { .. } => (t, want),
+                    Take::Limited { .. } => (t, 0.0),
+                });
+        };
+        let key = self.key(kind, tenant);
+        let initial = BucketState::full(limit, now_ms).encode();
+        cas_update(store, &key, &initial, |bytes| {
+            let state = BucketState::decode(bytes);
+            match bucket::take_up_to(limit, state, now_ms, want, least) {
+                (t @ Take::Admitted { state, .. }, n) => {
+                    Update::Write(state.encode().to_vec(), (t, n))
+                }
+                out @ (Take::Limited { .. }, _) => Update::Keep(out),
+            }
+        })
+    }
+
+    /// Gives `amount` tokens back to the bucket (negative: takes more), to settle a
+    /// reservation against what was really used.
+    pub fn give_back(
+        &self,
+        store: &dyn SharedStore,
+        kind: BudgetKind,
+        tenant: &str,
+        limit: &RateLimit,
+        now_ms: u64,
+        amount: f64,
+    ) -> Result<(), StoreError> {
+        if amount == 0.0 || !amount.is_finite() {
+            return Ok(());
+        }
+        let key = self.key(kind, tenant);
+        let initial = BucketState::full(limit, now_ms).encode();
+        cas_update(store, &key, &initial, |bytes| {
+            let state = bucket::give_back(limit, BucketState::decode(bytes), now_ms, amount);
+            Update::Write(state.encode().to_vec(), ())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +209,49 @@ mod tests {
             .unwrap();
         let t = budgets.take(&store, BudgetKind::Requests, "acme", &LIMIT, 0, 1.0);
         assert!(matches!(t, Ok(Take::Limited { .. })));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_reservation_settled_leaves_the_bucket_as_if_only_the_use_was_taken() {
+        let store = MemoryStore::new();
+        let budgets = Budgets::new("p:");
+        let limit = RateLimit {
+            per_second: 0.0001,
+            burst: 5000.0,
+        };
+        let (t, n) = budgets
+            .take_up_to(&store, BudgetKind::Tokens, "acme", &limit, 0, 4000.0, None)
+            .unwrap();
+        assert!(matches!(t, Take::Admitted { .. }));
+        assert_eq!(n, 4000.0);
+        budgets
+            .give_back(
+                &store,
+                BudgetKind::Tokens,
+                "acme",
+                &limit,
+                0,
+                4000.0 - 100.0,
+            )
+            .unwrap();
+        let (t, _) = budgets
+            .take_up_to(&store, BudgetKind::Tokens, "acme", &limit, 0, 4900.0, None)
+            .unwrap();
+        assert!(matches!(t, Take::Admitted { .. }), "5000 - 100 left");
+        let (t, n) = budgets
+            .take_up_to(
+                &store,
+                BudgetKind::Tokens,
+                "acme",
+                &limit,
+                0,
+                50.0,
+                Some(16.0),
+            )
+            .unwrap();
+        assert!(
+            matches!(t, Take::Limited { .. }) && n == 0.0,
+            "nothing left to clamp to"
+        );
     }
 }

@@ -43,6 +43,51 @@ struct RawConfig {
     routing: RawRouting,
     #[serde(default)]
     sidecar: Option<RawSidecar>,
+    #[serde(default)]
+    tokens: Option<RawTokens>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    #[serde(default = "default_max_tokens")]
+    default_max_tokens: u64,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "default_input_cost")]
+    input_cost: f64,
+    #[serde(default = "default_output_cost")]
+    output_cost: f64,
+    #[serde(default = "default_min_clamp_tokens")]
+    min_clamp_tokens: u64,
+}
+
+fn default_max_tokens() -> u64 {
+    1024
+}
+fn default_max_body_bytes() -> usize {
+    1_000_000
+}
+fn default_input_cost() -> f64 {
+    1.0
+}
+fn default_output_cost() -> f64 {
+    2.0
+}
+fn default_min_clamp_tokens() -> u64 {
+    16
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: default_max_tokens(),
+            max_body_bytes: default_max_body_bytes(),
+            input_cost: default_input_cost(),
+            output_cost: default_output_cost(),
+            min_clamp_tokens: default_min_clamp_tokens(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +175,8 @@ struct RawTenant {
     min_concurrency: Option<u32>,
     #[serde(default)]
     cluster: Option<String>,
+    #[serde(default)]
+    clamp_max_tokens: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +269,7 @@ pub struct Config {
     pub pool: Option<PoolConfig>,
     pub routing: RoutingConfig,
     pub sidecar: Option<SidecarConfig>,
+    pub tokens: TokensConfig,
 }
 
 /// How the tenant of a request is established.
@@ -272,6 +320,9 @@ pub struct TenantPolicy {
     pub max_concurrency: Option<u32>,
     pub min_concurrency: Option<u32>,
     pub cluster: Option<String>,
+    /// Where the token bucket holds less than a request's `max_tokens` but at least
+    /// `tokens.min_clamp_tokens` of answer, lower `max_tokens` instead of refusing.
+    pub clamp_max_tokens: bool,
 }
 
 /// A token-bucket limit: `per_second` refill, `burst` capacity.
@@ -301,6 +352,31 @@ pub struct SidecarConfig {
     pub path: String,
     pub poll_ms: u64,
     pub stale_ms: u64,
+}
+
+/// LLM token accounting (the `tokens` section): how OpenAI-compatible request
+/// bodies are read and what a token costs the fair scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokensConfig {
+    /// Whether the section was given: it turns accounting on for every tenant (it is
+    /// on anyway for tenants with a token budget and whenever `pool` is set).
+    pub configured: bool,
+    /// The output reserved for a request that names no `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Request bodies over this size are refused with 413.
+    pub max_body_bytes: usize,
+    /// Fair-scheduler cost of one input and one output token.
+    pub input_cost: f64,
+    pub output_cost: f64,
+    /// The least answer a clamped `max_tokens` may leave.
+    pub min_clamp_tokens: u64,
+}
+
+impl TokensConfig {
+    /// The fair-scheduler cost of `input` and `output` tokens.
+    pub fn cost(&self, input: u64, output: u64) -> f64 {
+        self.input_cost * input as f64 + self.output_cost * output as f64
+    }
 }
 
 /// Where a request's budgets and metrics come from: the tenant's own policy, or the
@@ -389,6 +465,7 @@ impl TryFrom<RawConfig> for Config {
         let pool = raw.pool.map(validate_pool).transpose()?;
         let routing = validate_routing(raw.routing)?;
         let sidecar = raw.sidecar.map(validate_sidecar).transpose()?;
+        let tokens = validate_tokens(raw.tokens)?;
         Ok(Config {
             identity,
             tenants: Tenants {
@@ -398,6 +475,7 @@ impl TryFrom<RawConfig> for Config {
             pool,
             routing,
             sidecar,
+            tokens,
         })
     }
 }
@@ -653,6 +731,40 @@ fn validate_tenant(path: &str, raw: RawTenant) -> Result<TenantPolicy, ConfigErr
         max_concurrency: raw.max_concurrency,
         min_concurrency: raw.min_concurrency,
         cluster: raw.cluster,
+        clamp_max_tokens: raw.clamp_max_tokens,
+    })
+}
+
+fn validate_tokens(raw: Option<RawTokens>) -> Result<TokensConfig, ConfigError> {
+    let configured = raw.is_some();
+    let raw = raw.unwrap_or_default();
+    if raw.max_body_bytes < 1024 {
+        return Err(ConfigError::new("tokens.max_body_bytes", "must be >= 1024"));
+    }
+    for (field, cost) in [
+        ("input_cost", raw.input_cost),
+        ("output_cost", raw.output_cost),
+    ] {
+        if !cost.is_finite() || cost < 0.0 {
+            return Err(ConfigError::new(format!("tokens.{field}"), "must be >= 0"));
+        }
+    }
+    if raw.input_cost + raw.output_cost <= 0.0 {
+        return Err(ConfigError::new(
+            "tokens.output_cost",
+            "input_cost and output_cost must not both be 0",
+        ));
+    }
+    if raw.min_clamp_tokens == 0 {
+        return Err(ConfigError::new("tokens.min_clamp_tokens", "must be >= 1"));
+    }
+    Ok(TokensConfig {
+        configured,
+        default_max_tokens: raw.default_max_tokens,
+        max_body_bytes: raw.max_body_bytes,
+        input_cost: raw.input_cost,
+        output_cost: raw.output_cost,
+        min_clamp_tokens: raw.min_clamp_tokens,
     })
 }
 

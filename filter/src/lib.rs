@@ -13,6 +13,7 @@
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 
+pub mod accounting;
 pub mod bucket;
 pub mod budget;
 pub mod clock;
@@ -21,11 +22,13 @@ pub mod fair_queue;
 pub mod headroom;
 pub mod identity;
 pub mod jwt;
+pub mod llm;
 pub mod metrics;
 pub mod pipeline;
 pub mod response;
 pub mod store;
 pub mod token_cache;
+pub mod usage;
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -19,6 +19,10 @@ pub enum Decision {
     QueueFull,
     /// Waited `pool.queue_timeout_ms` without a slot: 503.
     QueueTimeout,
+    /// The body is over `tokens.max_body_bytes`: 413.
+    TooLarge,
+    /// An OpenAI-compatible body that cannot be read: 400.
+    BadRequest,
 }
 
 impl Decision {
@@ -32,6 +36,8 @@ impl Decision {
             Self::Shed => "shed",
             Self::QueueFull => "queue_full",
             Self::QueueTimeout => "queue_timeout",
+            Self::TooLarge => "too_large",
+            Self::BadRequest => "bad_request",
         }
     }
 }
@@ -78,6 +84,47 @@ pub fn routed_counter(cluster: &str) -> String {
     format!("fg_routed.cluster.{}", tag_value(cluster))
 }
 
+/// The kinds of `fg_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Input,
+    Output,
+    /// Input tokens served from the model server's prompt cache (part of input).
+    Cached,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Output => "output",
+            Self::Cached => "cached",
+        }
+    }
+}
+
+/// `fg_tokens` by tenant and kind: tokens charged, as settled against `usage`.
+pub fn tokens_counter(tenant: &str, kind: TokenKind) -> String {
+    format!("fg_tokens.tenant.{tenant}.kind.{}", kind.as_str())
+}
+
+/// `fg_tokens_reserved` by tenant: tokens reserved before forwarding (prompt
+/// estimate plus `max_tokens`); against `fg_tokens` it shows the estimate's error.
+pub fn tokens_reserved_counter(tenant: &str) -> String {
+    format!("fg_tokens_reserved.tenant.{tenant}")
+}
+
+/// `fg_prompt_estimate_error_pct` by tenant: |estimate − real| / real prompt tokens.
+pub fn prompt_estimate_error_histogram(tenant: &str) -> String {
+    format!("fg_prompt_estimate_error_pct.tenant.{tenant}")
+}
+
+/// `fg_tenant_weight` by tenant: the configured weight in thousandths (gauges are
+/// integers; a weight share is a ratio, which the scale leaves alone).
+pub fn tenant_weight_gauge(tenant: &str) -> String {
+    format!("fg_tenant_weight.tenant.{tenant}")
+}
+
 pub fn queued_gauge(tenant: &str) -> String {
     format!("fg_queued.tenant.{tenant}")
 }
@@ -107,6 +154,10 @@ pub const STATS_TAGS: &[(&str, &str)] = &[
     (
         "cluster",
         r"^wasmcustom\.fg_\w+(\.cluster\.([A-Za-z0-9_-]+))",
+    ),
+    (
+        "kind",
+        r"^wasmcustom\.fg_\w+(?:\.tenant\.[A-Za-z0-9_-]+)?(\.kind\.(\w+))",
     ),
 ];
 

@@ -9,6 +9,7 @@
 
 use std::rc::Rc;
 
+use crate::accounting::Accountant;
 use crate::bucket::Take;
 use crate::budget::{BudgetKind, Budgets};
 use crate::clock::Clock;
@@ -45,6 +46,7 @@ pub struct Gate {
     tenants: Tenants,
     budgets: Budgets,
     forward_header: String,
+    accountant: Accountant,
 }
 
 impl Gate {
@@ -57,7 +59,13 @@ impl Gate {
             tenants: config.tenants,
             budgets: Budgets::new(key_prefix),
             forward_header,
+            accountant: Accountant::new(config.tokens, key_prefix),
         }
+    }
+
+    /// Token accounting: request bodies and answers.
+    pub fn accountant(&self) -> &Accountant {
+        &self.accountant
     }
 
     /// The tenants and their policies.

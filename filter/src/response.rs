@@ -38,13 +38,24 @@ fn reply(
     kind: &'static str,
     code: &'static str,
     message: &str,
+    headers: Vec<(&'static str, String)>,
+) -> LocalReply {
+    reply_about(status, kind, code, None, message, headers)
+}
+
+fn reply_about(
+    status: u32,
+    kind: &'static str,
+    code: &'static str,
+    param: Option<&str>,
+    message: &str,
     mut headers: Vec<(&'static str, String)>,
 ) -> LocalReply {
     let body = serde_json::to_string(&ErrorBody {
         error: ErrorDetail {
             message,
             kind,
-            param: None,
+            param,
             code,
         },
     })
@@ -114,6 +125,62 @@ pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> Loc
             openai_duration(retry_after_ms)
         ),
         headers,
+    )
+}
+
+/// 429 `rate_limit_exceeded`: the request needs more tokens than the tenant's
+/// `token_burst` could ever hold (OpenAI's "request too large" for a TPM limit).
+pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
+    reply_about(
+        429,
+        "tokens",
+        "rate_limit_exceeded",
+        Some("max_tokens"),
+        &format!(
+            "fairgate: request too large: it may use {needed} tokens (prompt and max_tokens), \
+             more than this tenant's token burst of {}; lower max_tokens",
+            quota.limit
+        ),
+        vec![
+            ("retry-after", openai_retry_s(quota.reset_ms)),
+            ("retry-after-ms", quota.reset_ms.max(1).to_string()),
+            (limit_header(BudgetKind::Tokens), quota.limit.to_string()),
+            (
+                remaining_header(BudgetKind::Tokens),
+                quota.remaining.to_string(),
+            ),
+            (
+                reset_header(BudgetKind::Tokens),
+                openai_duration(quota.reset_ms),
+            ),
+        ],
+    )
+}
+
+fn openai_retry_s(ms: u64) -> String {
+    ms.max(1).div_ceil(1000).to_string()
+}
+
+/// 400 `invalid_request_body`: an OpenAI-compatible body fairgate cannot read.
+pub fn bad_request(param: Option<&str>, message: &str) -> LocalReply {
+    reply_about(
+        400,
+        "invalid_request_error",
+        "invalid_request_body",
+        param,
+        &format!("fairgate: {message}"),
+        Vec::new(),
+    )
+}
+
+/// 413 `request_too_large`: the body is over `tokens.max_body_bytes`.
+pub fn payload_too_large(max_bytes: usize) -> LocalReply {
+    reply(
+        413,
+        "invalid_request_error",
+        "request_too_large",
+        &format!("fairgate: the request body is larger than {max_bytes} bytes"),
+        Vec::new(),
     )
 }
 
@@ -235,5 +302,29 @@ mod tests {
         assert_eq!(openai_duration(1500), "1.5s");
         assert_eq!(openai_duration(360_000), "6m0s");
         assert_eq!(openai_duration(61_250), "1m1.25s");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn body_refusals_name_the_field_and_the_limit() {
+        let r = bad_request(Some("max_tokens"), "`max_tokens` must be an integer");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            (r.status, v["error"]["param"].as_str()),
+            (400, Some("max_tokens"))
+        );
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let r = payload_too_large(4096);
+        assert_eq!(r.status, 413);
+        assert!(r.body.contains("4096"));
+        let quota = Quota {
+            limit: 100,
+            remaining: 40,
+            reset_ms: 2500,
+        };
+        let r = too_many_tokens(500, &quota);
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("3"));
+        assert_eq!(header(&r, "x-ratelimit-limit-tokens"), Some("100"));
+        assert!(r.body.contains("500") && r.body.contains("rate_limit_exceeded"));
     }
 }

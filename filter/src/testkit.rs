@@ -86,6 +86,7 @@ pub fn weight_only(weight: f64) -> TenantPolicy {
         max_concurrency: None,
         min_concurrency: None,
         cluster: None,
+        clamp_max_tokens: false,
     }
 }
 

@@ -32,8 +32,8 @@ use crate::store::{cas_update, StoreError, Update};
 /// lands, all shared clusters form this one pool.
 pub const SHARED_POOL: &str = "shared";
 
-/// Cost units charged per request until token accounting lands.
-const REQUEST_COST: f64 = 1.0;
+/// The cost of a request whose body is not read (no tokens to count): one token.
+pub const REQUEST_COST: f64 = 1.0;
 
 /// What becomes of a new request.
 pub enum Admission {
@@ -63,6 +63,9 @@ pub enum Action {
 enum State {
     Queued,
     Admitted,
+    /// Answered 503 at the queue timeout; kept until its end, so that its end
+    /// knows it never reached the upstream.
+    Expired,
 }
 
 struct Context {
@@ -70,6 +73,8 @@ struct Context {
     tenant: String,
     state: State,
     enqueued_at_ms: u64,
+    /// The cost estimate charged when the slot was granted.
+    cost: f64,
 }
 
 /// This VM's part in every pool.
@@ -207,14 +212,17 @@ impl Pools {
         }
     }
 
-    /// Admits, queues or refuses the request of `context` in `pool`. A failing
-    /// store lets the request through (it is the host's fault, not the tenant's).
+    /// Admits, queues or refuses the request of `context` in `pool`, expected to
+    /// cost `cost` (reconciled at `finish`). A failing store lets the request
+    /// through (it is the host's fault, not the tenant's).
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         context: u32,
         tenant: &str,
         policy: &TenantPolicy,
         pool: &str,
+        cost: f64,
         now_ms: u64,
         actions: &mut Vec<Action>,
     ) -> Admission {
@@ -224,7 +232,7 @@ impl Pools {
             vm: self.vm,
             context,
             enqueued_at_ms: now_ms,
-            cost: REQUEST_COST,
+            cost,
         };
         let outcome = self.update(&pool, |p, limits| {
             p.try_admit(tenant, policy, ticket, limits)
@@ -253,32 +261,47 @@ impl Pools {
                 tenant: tenant.to_string(),
                 state,
                 enqueued_at_ms: now_ms,
+                cost,
             },
         );
         match state {
             State::Admitted => Admission::Forward,
-            State::Queued => Admission::Wait,
+            State::Queued | State::Expired => Admission::Wait,
         }
     }
 
+    /// Whether `context` holds a slot (`Some(true)`), waits for one (`Some(false)`),
+    /// or is not in any pool (`None`).
+    pub fn holds_slot(&self, context: u32) -> Option<bool> {
+        self.contexts
+            .get(&context)
+            .map(|c| c.state == State::Admitted)
+    }
+
     /// The request of `context` ended, however: releases or cancels what it held.
-    pub fn finish(&mut self, context: u32, now_ms: u64, actions: &mut Vec<Action>) {
+    /// `actual_cost`: what it really cost, where known (the estimate otherwise).
+    pub fn finish(
+        &mut self,
+        context: u32,
+        now_ms: u64,
+        actual_cost: Option<f64>,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(ctx) = self.contexts.remove(&context) else {
             return;
         };
         let vm = self.vm;
+        let extra = actual_cost.map_or(0.0, |c| c - ctx.cost);
         let woken = match ctx.state {
+            State::Expired => return,
             State::Admitted => self.update(&ctx.pool, |p, limits| {
-                p.release(&ctx.tenant, vm, 0.0, limits, now_ms).woken
+                p.release(&ctx.tenant, vm, extra, limits, now_ms).woken
             }),
             // Cancelled before its slot came; if it came (the wake-up is on its way),
             // the slot goes back, and the estimate charged for it is refunded.
             State::Queued => self.update(&ctx.pool, |p, limits| match p.cancel(vm, context) {
                 Some(_) => Vec::new(),
-                None => {
-                    p.release(&ctx.tenant, vm, -REQUEST_COST, limits, now_ms)
-                        .woken
-                }
+                None => p.release(&ctx.tenant, vm, -ctx.cost, limits, now_ms).woken,
             }),
         };
         match woken {
@@ -381,7 +404,8 @@ impl Pools {
                 *queued_by_tenant.entry(tenant).or_default() += n;
             }
             for w in tick.expired {
-                if self.contexts.remove(&w.ticket.context).is_some() {
+                if let Some(ctx) = self.contexts.get_mut(&w.ticket.context) {
+                    ctx.state = State::Expired;
                     actions.push(Action::TimedOut {
                         context: w.ticket.context,
                         tenant: w.tenant,
@@ -413,7 +437,7 @@ impl Pools {
         if let Some(ctx) = self.contexts.get_mut(&context) {
             ctx.state = State::Queued;
         }
-        self.finish(context, now_ms, actions);
+        self.finish(context, now_ms, None, actions);
     }
 }
 

@@ -21,24 +21,29 @@ use std::time::{Duration, UNIX_EPOCH};
 use hashbrown::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 mod admission;
 mod sidecar;
 
-use admission::{Action as PoolAction, Admission, Pools, SHARED_POOL};
+use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST, SHARED_POOL};
 use sidecar::Sidecar;
 
+use crate::accounting::{BodyVerdict, Observed, Reserved};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, TenantPolicy};
 use crate::headroom;
 use crate::identity::RequestHeaders;
+use crate::llm::Endpoint;
 use crate::metrics::{
-    queue_wait_histogram, requests_counter, routed_counter, Decision, WAKEUP_HISTOGRAM,
+    prompt_estimate_error_histogram, queue_wait_histogram, requests_counter, routed_counter,
+    tenant_weight_gauge, tokens_counter, tokens_reserved_counter, Decision, TokenKind,
+    WAKEUP_HISTOGRAM,
 };
 use crate::pipeline::{Gate, Verdict};
 use crate::response::{self, LocalReply};
 use crate::store::{SharedStore, StoreError, Versioned};
+use crate::usage::{Pass, SseScanner, Usage};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -139,12 +144,17 @@ impl Counters {
     }
 
     fn count_named(&mut self, name: String) {
+        self.add_named(name, 1);
+    }
+
+    /// Adds `n` to the counter `name` (flushed on the tick).
+    fn add_named(&mut self, name: String, n: u64) {
         if let Some((_, pending)) = self.named.get_mut(&name) {
-            *pending += 1;
+            *pending += n;
             return;
         }
         if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &name) {
-            self.named.insert(name, (id, 1));
+            self.named.insert(name, (id, n));
         }
     }
 
@@ -367,6 +377,13 @@ impl RootContext for FairgateRoot {
                 || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
             turn: std::cell::Cell::new(0),
         };
+        let mut counters = Counters::default();
+        for (name, policy) in &config.tenants.by_name {
+            counters.set_gauge(
+                tenant_weight_gauge(name),
+                (policy.weight * 1000.0).round() as u64,
+            );
+        }
         let gate = Gate::new(config, &prefix, cache_seed(now_ms));
         if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
             log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
@@ -397,7 +414,7 @@ impl RootContext for FairgateRoot {
         };
         self.shared = Some(Rc::new(Shared {
             gate: RefCell::new(gate),
-            counters: RefCell::new(Counters::default()),
+            counters: RefCell::new(counters),
             pools,
             sidecar,
             routing,
@@ -449,6 +466,7 @@ impl RootContext for FairgateRoot {
         Some(Box::new(FairgateHttp {
             shared: self.shared.clone(),
             context_id,
+            flow: None,
         }))
     }
 
@@ -460,14 +478,53 @@ impl RootContext for FairgateRoot {
 struct FairgateHttp {
     shared: Option<Rc<Shared>>,
     context_id: u32,
+    /// A request whose body is read and whose tokens are accounted.
+    flow: Option<Box<Flow>>,
 }
+
+/// A request on the token-accounting path: from its headers to its end.
+struct Flow {
+    tenant: Rc<str>,
+    label: String,
+    decision: Decision,
+    policy: TenantPolicy,
+    endpoint: Endpoint,
+    /// Set once the body is read and the tokens reserved.
+    reserved: Option<Reserved>,
+    /// fairgate answered it (a refusal after the body was read, or at admission).
+    answered_locally: bool,
+    answer: Answer,
+}
+
+/// How the answer is read for its usage.
+enum Answer {
+    /// Not read (not yet, or no body, or given up on).
+    Unread,
+    /// A JSON answer, gathered up to `MAX_JSON_ANSWER` bytes; parsed at its end.
+    Json(Vec<u8>),
+    Stream(SseScanner),
+    /// The JSON answer's usage, once parsed.
+    Done(Option<Usage>),
+}
+
+/// The largest JSON answer read for its usage; a larger one is charged by estimate.
+const MAX_JSON_ANSWER: usize = 4 << 20;
+
+/// The response header that says `max_tokens` was lowered (clamped) and to what.
+const CLAMPED_HEADER: &str = "x-fairgate-max-tokens";
 
 impl Context for FairgateHttp {
     fn on_done(&mut self) -> bool {
-        if let Some(shared) = &self.shared {
-            let now_ms = HostClock.now_ms();
-            shared.with_pools(|pools, actions| pools.finish(self.context_id, now_ms, actions));
-        }
+        let Some(shared) = self.shared.clone() else {
+            return true;
+        };
+        let now_ms = HostClock.now_ms();
+        let actual_cost = self
+            .flow
+            .take()
+            .and_then(|flow| self.settle(&shared, *flow, now_ms));
+        let context = self.context_id;
+        shared.with_pools(|pools, actions| pools.finish(context, now_ms, actual_cost, actions));
         true
     }
 }
@@ -486,9 +543,209 @@ fn send_reply(status: u32, headers: &[(&'static str, String)], body: &str) {
     }
 }
 
+fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
+    if size == 0 {
+        return Vec::new();
+    }
+    match hostcalls::get_buffer(kind, 0, size) {
+        Ok(Some(bytes)) => bytes,
+        _ => Vec::new(),
+    }
+}
+
+impl FairgateHttp {
+    /// Routes and admits a request that passed identity and budgets; `cost` is its
+    /// fair-scheduler cost estimate.
+    fn proceed(
+        &mut self,
+        shared: &Shared,
+        label: &str,
+        policy: Option<TenantPolicy>,
+        decision: Decision,
+        cost: f64,
+    ) -> Action {
+        let Some(policy) = policy else {
+            shared.count(Some(label), decision);
+            return Action::Continue;
+        };
+        let now_ms = HostClock.now_ms();
+        let route = match shared.routing.active {
+            true => shared
+                .routing
+                .choose(policy.cluster.as_deref(), shared, now_ms),
+            false => None,
+        };
+        if shared.routing.active {
+            // Set, or remove the client's own copy: only fairgate picks clusters.
+            let _ = hostcalls::set_map_value(
+                MapType::HttpRequestHeaders,
+                &shared.routing.header,
+                route.as_deref(),
+            );
+        }
+        if let (Some(cluster), Ok(mut counters)) = (&route, shared.counters.try_borrow_mut()) {
+            counters.count_named(routed_counter(cluster));
+        }
+        let pool = route.as_deref().unwrap_or(SHARED_POOL);
+        let context = self.context_id;
+        let admission = shared
+            .with_pools(|pools, actions| {
+                pools.admit(context, label, &policy, pool, cost, now_ms, actions)
+            })
+            .unwrap_or(Admission::Forward);
+        let refusal = match admission {
+            Admission::Forward => {
+                shared.count(Some(label), decision);
+                return Action::Continue;
+            }
+            Admission::Wait => return Action::Pause,
+            Admission::Shed => (
+                Decision::Shed,
+                response::overloaded(
+                    "the GPUs are saturated and this tenant's requests are sheddable",
+                ),
+            ),
+            Admission::QueueFull => (Decision::QueueFull, response::queue_full()),
+        };
+        if let Some(flow) = self.flow.as_mut() {
+            flow.answered_locally = true;
+        }
+        shared.count(Some(label), refusal.0);
+        send(&refusal.1);
+        Action::Pause
+    }
+
+    /// The body of an accounted request is complete: reserve its tokens, then route
+    /// and admit it.
+    fn on_body(&mut self, shared: &Shared, body_size: usize) -> Action {
+        let Some(flow) = self.flow.as_mut() else {
+            return Action::Continue;
+        };
+        let body = buffer(BufferType::HttpRequestBody, body_size);
+        let verdict = match shared.gate.try_borrow() {
+            Ok(gate) => gate.accountant().on_request_body(
+                &flow.tenant,
+                &flow.policy,
+                flow.endpoint,
+                &body,
+                &HostStore,
+                HostClock.now_ms(),
+            ),
+            Err(_) => return Action::Continue,
+        };
+        match verdict {
+            BodyVerdict::Reject { reply, decision } => {
+                flow.answered_locally = true;
+                shared.count(Some(&flow.label), decision);
+                send(&reply);
+                Action::Pause
+            }
+            BodyVerdict::Forward {
+                reserved,
+                body: rewritten,
+                store_error,
+            } => {
+                if let Some(e) = store_error {
+                    log(
+                        LogLevel::Warn,
+                        &format!(
+                            "fairgate: token budget of {} not enforced: {e}",
+                            flow.tenant
+                        ),
+                    );
+                }
+                if let Some(new_body) = rewritten {
+                    let replaced =
+                        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body);
+                    if replaced.is_ok() {
+                        let _ = hostcalls::set_map_value(
+                            MapType::HttpRequestHeaders,
+                            "content-length",
+                            Some(&new_body.len().to_string()),
+                        );
+                    } else {
+                        log(
+                            LogLevel::Warn,
+                            "fairgate: the request body could not be rewritten",
+                        );
+                    }
+                }
+                let cost = match shared.gate.try_borrow() {
+                    Ok(gate) => reserved.cost_estimate(gate.accountant().config()),
+                    Err(_) => REQUEST_COST,
+                };
+                flow.reserved = Some(reserved);
+                let (label, policy, decision) =
+                    (flow.label.clone(), flow.policy.clone(), flow.decision);
+                self.proceed(shared, &label, Some(policy), decision, cost)
+            }
+        }
+    }
+
+    /// Charges an accounted request what it used; returns its fair-scheduler cost.
+    fn settle(&self, shared: &Shared, flow: Flow, now_ms: u64) -> Option<f64> {
+        let reserved = flow.reserved?;
+        let holds_slot = shared
+            .pools
+            .as_ref()
+            .and_then(|p| p.try_borrow().ok())
+            .and_then(|p| p.holds_slot(self.context_id));
+        let (usage, delivered_chunks) = match flow.answer {
+            Answer::Stream(s) => (s.usage, s.content_chunks),
+            Answer::Done(usage) => (usage, 0),
+            Answer::Unread | Answer::Json(_) => (None, 0),
+        };
+        let observed = Observed {
+            forwarded: !flow.answered_locally && holds_slot != Some(false),
+            usage,
+            delivered_chunks,
+        };
+        let gate = shared.gate.try_borrow().ok()?;
+        let settled = gate.accountant().settle(
+            &flow.tenant,
+            &flow.policy,
+            &reserved,
+            &observed,
+            &HostStore,
+            now_ms,
+        );
+        drop(gate);
+        if let Some(e) = &settled.store_error {
+            log(
+                LogLevel::Warn,
+                &format!("fairgate: settling the tokens of {}: {e}", flow.tenant),
+            );
+        }
+        if let Ok(mut counters) = shared.counters.try_borrow_mut() {
+            let label = &flow.label;
+            let c = settled.charged;
+            for (kind, n) in [
+                (TokenKind::Input, c.input),
+                (TokenKind::Output, c.output),
+                (TokenKind::Cached, c.cached),
+            ] {
+                if n > 0 {
+                    counters.add_named(tokens_counter(label, kind), n);
+                }
+            }
+            if observed.forwarded {
+                counters.add_named(
+                    tokens_reserved_counter(label),
+                    reserved.prompt_estimate + reserved.max_output,
+                );
+            }
+            if let Some(u) = usage.filter(|u| u.input > 0) {
+                let error = reserved.prompt_estimate.abs_diff(u.input) * 100 / u.input;
+                counters.record(prompt_estimate_error_histogram(label), error);
+            }
+        }
+        Some(settled.cost)
+    }
+}
+
 impl HttpContext for FairgateHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(shared) = self.shared.as_ref() else {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
             send_reply(500, &[], "{\"error\":{\"message\":\"fairgate: not configured\",\"type\":\"server_error\",\"param\":null,\"code\":\"not_configured\"}}");
             return Action::Pause;
         };
@@ -520,61 +777,36 @@ impl HttpContext for FairgateHttp {
                         &format!("fairgate: writing tenant header: {status:?}"),
                     );
                 }
-                let policy = match shared.pools.is_some() || shared.routing.active {
-                    true => gate.tenants().by_name.get(&label).cloned(),
+                let fair_admission = shared.pools.is_some();
+                let policy = gate.tenants().by_name.get(&label);
+                // An LLM request with a body: decided once the body is read.
+                let reads_body = !end_of_stream
+                    && policy.is_some_and(|p| gate.accountant().reads_bodies(p, fair_admission));
+                let endpoint = match reads_body {
+                    true => HostHeaders
+                        .header(":path")
+                        .and_then(|p| Endpoint::from_path(&p)),
+                    false => None,
+                };
+                if let (Some(endpoint), Some(policy)) = (endpoint, policy) {
+                    self.flow = Some(Box::new(Flow {
+                        tenant,
+                        label,
+                        decision,
+                        policy: policy.clone(),
+                        endpoint,
+                        reserved: None,
+                        answered_locally: false,
+                        answer: Answer::Unread,
+                    }));
+                    return Action::Pause;
+                }
+                let policy = match fair_admission || shared.routing.active {
+                    true => policy.cloned(),
                     false => None,
                 };
                 drop(gate);
-                let Some(policy) = policy else {
-                    shared.count(Some(&label), decision);
-                    return Action::Continue;
-                };
-                let now_ms = HostClock.now_ms();
-                let route = match shared.routing.active {
-                    true => shared
-                        .routing
-                        .choose(policy.cluster.as_deref(), shared, now_ms),
-                    false => None,
-                };
-                if shared.routing.active {
-                    // Set, or remove the client's own copy: only fairgate picks clusters.
-                    let _ = hostcalls::set_map_value(
-                        MapType::HttpRequestHeaders,
-                        &shared.routing.header,
-                        route.as_deref(),
-                    );
-                }
-                if let (Some(cluster), Ok(mut counters)) =
-                    (&route, shared.counters.try_borrow_mut())
-                {
-                    counters.count_named(routed_counter(cluster));
-                }
-                let pool = route.as_deref().unwrap_or(SHARED_POOL);
-                let context = self.context_id;
-                let admission = shared
-                    .with_pools(|pools, actions| {
-                        pools.admit(context, &label, &policy, pool, now_ms, actions)
-                    })
-                    .unwrap_or(Admission::Forward);
-                match admission {
-                    Admission::Forward => {
-                        shared.count(Some(&label), decision);
-                        Action::Continue
-                    }
-                    Admission::Wait => Action::Pause,
-                    Admission::Shed => {
-                        shared.count(Some(&label), Decision::Shed);
-                        send(&response::overloaded(
-                            "the GPUs are saturated and this tenant's requests are sheddable",
-                        ));
-                        Action::Pause
-                    }
-                    Admission::QueueFull => {
-                        shared.count(Some(&label), Decision::QueueFull);
-                        send(&response::queue_full());
-                        Action::Pause
-                    }
-                }
+                self.proceed(&shared, &label, policy, decision, REQUEST_COST)
             }
             Verdict::Reject {
                 reply,
@@ -593,5 +825,95 @@ impl HttpContext for FairgateHttp {
                 Action::Pause
             }
         }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let Some(flow) = self.flow.as_mut() else {
+            return Action::Continue;
+        };
+        if flow.reserved.is_some() || flow.answered_locally {
+            return Action::Continue;
+        }
+        let max_bytes = shared
+            .gate
+            .try_borrow()
+            .map_or(usize::MAX, |g| g.accountant().config().max_body_bytes);
+        if body_size > max_bytes {
+            flow.answered_locally = true;
+            shared.count(Some(&flow.label), Decision::TooLarge);
+            send(&response::payload_too_large(max_bytes));
+            return Action::Pause;
+        }
+        if !end_of_stream {
+            // Buffered by Envoy until the body is complete.
+            return Action::Pause;
+        }
+        self.on_body(&shared, body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(flow) = self.flow.as_mut() else {
+            return Action::Continue;
+        };
+        let Some(reserved) = &flow.reserved else {
+            return Action::Continue;
+        };
+        if let Some(clamped) = reserved.clamped_to {
+            let _ = hostcalls::add_map_value(
+                MapType::HttpResponseHeaders,
+                CLAMPED_HEADER,
+                &clamped.to_string(),
+            );
+        }
+        if end_of_stream {
+            return Action::Continue;
+        }
+        let content_type =
+            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+        if content_type.starts_with(b"text/event-stream") {
+            if reserved.strip_usage {
+                // The stream loses a chunk on its way: its length is no longer known.
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+            }
+            flow.answer = Answer::Stream(SseScanner::new(reserved.strip_usage));
+        } else {
+            flow.answer = Answer::Json(Vec::new());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(flow) = self.flow.as_mut() else {
+            return Action::Continue;
+        };
+        match &mut flow.answer {
+            Answer::Stream(scanner) => {
+                let chunk = buffer(BufferType::HttpResponseBody, body_size);
+                if let Pass::Replace(bytes) = scanner.feed(&chunk, end_of_stream) {
+                    let _ =
+                        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
+                }
+            }
+            Answer::Json(gathered) => {
+                if gathered.len() + body_size > MAX_JSON_ANSWER {
+                    flow.answer = Answer::Done(None);
+                    return Action::Continue;
+                }
+                gathered.extend_from_slice(&buffer(BufferType::HttpResponseBody, body_size));
+                if end_of_stream {
+                    let usage = Usage::from_json_body(gathered);
+                    flow.answer = Answer::Done(usage);
+                }
+            }
+            Answer::Unread | Answer::Done(_) => {}
+        }
+        Action::Continue
     }
 }

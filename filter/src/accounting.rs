@@ -1,0 +1,553 @@
+//! Token accounting, host-free: reserve before forwarding, settle on the answer
+//! (SPEC sections 3 and 4).
+//!
+//! Before an OpenAI-compatible request is forwarded, `Accountant::on_request_body`
+//! reads its body (`llm`) and takes `prompt estimate + max output` from the tenant's
+//! token bucket. Where the bucket holds less and the tenant allows it
+//! (`clamp_max_tokens`), it takes what is left and lowers `max_tokens` to match,
+//! as long as that leaves `tokens.min_clamp_tokens` of answer; otherwise 429. A
+//! stream is asked for its usage chunk when the client did not ask.
+//!
+//! When the request ends, however it ends, `settle` charges what was really used: the
+//! answer's `usage`; where none came (an upstream error, a reset, a client that went
+//! away mid-stream), the prompt estimate and one token per chunk of answer text seen.
+//! Never less output than was delivered; nothing for a request that was never
+//! forwarded. The bucket gets back the difference (or gives more: a debt). The fair
+//! scheduler's cost is `input_cost × input + output_cost × output`, reconciled the
+//! same way by the caller.
+
+use crate::bucket::Take;
+use crate::budget::{BudgetKind, Budgets};
+use crate::config::{TenantPolicy, TokensConfig};
+use crate::llm::{self, Endpoint, LlmRequest};
+use crate::metrics::Decision;
+use crate::response::{self, LocalReply};
+use crate::store::{SharedStore, StoreError};
+use crate::usage::Usage;
+
+/// What a forwarded request reserved, and how to read its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reserved {
+    pub prompt_estimate: u64,
+    /// The answer's cap after any clamping.
+    pub max_output: u64,
+    /// Tokens taken from the tenant's bucket (0 without a token budget).
+    pub taken: u64,
+    /// The `max_tokens` written in place of the client's, where clamped.
+    pub clamped_to: Option<u64>,
+    /// fairgate asked the stream for its usage chunk: strip it from the answer.
+    pub strip_usage: bool,
+}
+
+impl Reserved {
+    /// The fair-scheduler cost charged at admission.
+    pub fn cost_estimate(&self, config: &TokensConfig) -> f64 {
+        config.cost(self.prompt_estimate, self.max_output)
+    }
+}
+
+/// What becomes of a request, once its body is read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyVerdict {
+    Forward {
+        reserved: Reserved,
+        /// The body to forward in place of the client's, where it changed.
+        body: Option<Vec<u8>>,
+        /// The token budget could not be consulted: the request is let through.
+        store_error: Option<StoreError>,
+    },
+    Reject {
+        reply: LocalReply,
+        decision: Decision,
+    },
+}
+
+/// What the answer showed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The request reached the upstream (it was not answered by fairgate or left
+    /// while queued).
+    pub forwarded: bool,
+    pub usage: Option<Usage>,
+    /// Chunks of answer text delivered (streams).
+    pub delivered_chunks: u64,
+}
+
+/// What a request was charged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub charged: Usage,
+    /// The fair-scheduler cost of `charged`.
+    pub cost: f64,
+    pub store_error: Option<StoreError>,
+}
+
+/// The tokens a request is charged: see the module documentation.
+pub fn charged(reserved: &Reserved, observed: &Observed) -> Usage {
+    if !observed.forwarded {
+        return Usage::default();
+    }
+    match observed.usage {
+        Some(u) => Usage {
+            output: u.output.max(observed.delivered_chunks),
+            ..u
+        },
+        None => Usage {
+            input: reserved.prompt_estimate,
+            output: observed.delivered_chunks,
+            cached: 0,
+        },
+    }
+}
+
+/// One VM's token accounting.
+#[derive(Debug)]
+pub struct Accountant {
+    config: TokensConfig,
+    budgets: Budgets,
+}
+
+impl Accountant {
+    pub fn new(config: TokensConfig, key_prefix: &str) -> Self {
+        Self {
+            config,
+            budgets: Budgets::new(key_prefix),
+        }
+    }
+
+    pub fn config(&self) -> &TokensConfig {
+        &self.config
+    }
+
+    /// Whether requests of a tenant with `policy` have their bodies read: with a
+    /// `tokens` section, a token budget, or fair admission (whose cost is tokens).
+    pub fn reads_bodies(&self, policy: &TenantPolicy, fair_admission: bool) -> bool {
+        self.config.configured || policy.tokens.is_some() || fair_admission
+    }
+
+    /// Reads the body of a request to `endpoint` and reserves its tokens.
+    pub fn on_request_body(
+        &self,
+        tenant: &str,
+        policy: &TenantPolicy,
+        endpoint: Endpoint,
+        body: &[u8],
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> BodyVerdict {
+        if body.len() > self.config.max_body_bytes {
+            return BodyVerdict::Reject {
+                reply: response::payload_too_large(self.config.max_body_bytes),
+                decision: Decision::TooLarge,
+            };
+        }
+        let (request, object) =
+            match LlmRequest::parse(endpoint, body, self.config.default_max_tokens) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    return BodyVerdict::Reject {
+                        reply: response::bad_request(e.param, &e.message),
+                        decision: Decision::BadRequest,
+                    }
+                }
+            };
+        let mut reserved = Reserved {
+            prompt_estimate: request.prompt_tokens,
+            max_output: request.max_output,
+            taken: 0,
+            clamped_to: None,
+            strip_usage: request.needs_usage_injected(),
+        };
+        let mut store_error = None;
+        if let Some(limit) = &policy.tokens {
+            let want = request.reservation();
+            // Clamping only helps where there is an answer to shorten.
+            let least = (policy.clamp_max_tokens && request.max_output > 0).then(|| {
+                let least_output = self.config.min_clamp_tokens.min(request.max_output);
+                request.prompt_tokens.saturating_add(least_output) as f64
+            });
+            match self.budgets.take_up_to(
+                store,
+                BudgetKind::Tokens,
+                tenant,
+                limit,
+                now_ms,
+                want as f64,
+                least,
+            ) {
+                Ok((Take::Admitted { .. }, taken)) => {
+                    reserved.taken = taken as u64;
+                    if reserved.taken < want {
+                        let output = reserved.taken.saturating_sub(request.prompt_tokens);
+                        reserved.max_output = output;
+                        reserved.clamped_to = Some(output);
+                    }
+                }
+                Ok((
+                    Take::Limited {
+                        retry_after_ms,
+                        quota,
+                    },
+                    _,
+                )) => {
+                    let reply = if want as f64 > limit.burst && least.is_none() {
+                        response::too_many_tokens(want, &quota)
+                    } else {
+                        response::rate_limited(BudgetKind::Tokens, retry_after_ms, &quota)
+                    };
+                    return BodyVerdict::Reject {
+                        reply,
+                        decision: Decision::RateLimited,
+                    };
+                }
+                Err(e) => store_error = Some(e),
+            }
+        }
+        let body = llm::rewrite(&request, object, reserved.clamped_to, reserved.strip_usage);
+        BodyVerdict::Forward {
+            reserved,
+            body,
+            store_error,
+        }
+    }
+
+    /// Settles a request that reserved `reserved`, from what its answer showed.
+    pub fn settle(
+        &self,
+        tenant: &str,
+        policy: &TenantPolicy,
+        reserved: &Reserved,
+        observed: &Observed,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Settled {
+        let charged = charged(reserved, observed);
+        let mut store_error = None;
+        if let (Some(limit), true) = (&policy.tokens, reserved.taken > 0) {
+            let refund = reserved.taken as f64 - charged.total() as f64;
+            if let Err(e) =
+                self.budgets
+                    .give_back(store, BudgetKind::Tokens, tenant, limit, now_ms, refund)
+            {
+                store_error = Some(e);
+            }
+        }
+        Settled {
+            charged,
+            cost: self.config.cost(charged.input, charged.output),
+            store_error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, RateLimit};
+    use crate::store::MemoryStore;
+    use crate::testkit::{config_json, weight_only};
+    use serde_json::json;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn accountant() -> Accountant {
+        let mut config = config_json();
+        config["tokens"] = json!({"default_max_tokens": 100, "min_clamp_tokens": 10});
+        let config = Config::from_json(config.to_string().as_bytes()).unwrap();
+        Accountant::new(config.tokens, "p:")
+    }
+
+    fn budgeted(burst: f64, clamp: bool) -> TenantPolicy {
+        TenantPolicy {
+            tokens: Some(RateLimit {
+                per_second: 1.0,
+                burst,
+            }),
+            clamp_max_tokens: clamp,
+            ..weight_only(1.0)
+        }
+    }
+
+    fn chat(max_tokens: u64, stream: bool) -> Vec<u8> {
+        json!({"messages": [{"role": "user", "content": "x".repeat(40)}],
+               "max_tokens": max_tokens, "stream": stream})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn forwarded(v: BodyVerdict) -> (Reserved, Option<Vec<u8>>) {
+        match v {
+            BodyVerdict::Forward {
+                reserved,
+                body,
+                store_error: None,
+            } => (reserved, body),
+            other => panic!("expected forward, got {other:?}"),
+        }
+    }
+
+    fn rejected(v: BodyVerdict) -> (LocalReply, Decision) {
+        match v {
+            BodyVerdict::Reject { reply, decision } => (reply, decision),
+            other => panic!("expected reject, got {other:?}"),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_reserves_its_prompt_and_answer_and_settles_to_its_use() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let policy = budgeted(1000.0, false);
+        let v = a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(400, false),
+            &store,
+            0,
+        );
+        let (reserved, body) = forwarded(v);
+        assert_eq!(
+            (
+                reserved.prompt_estimate,
+                reserved.max_output,
+                reserved.taken
+            ),
+            (10, 400, 410)
+        );
+        assert_eq!(body, None, "nothing to rewrite");
+        assert_eq!(reserved.cost_estimate(a.config()), 10.0 + 800.0);
+        let observed = Observed {
+            forwarded: true,
+            usage: Some(Usage {
+                input: 12,
+                output: 88,
+                cached: 0,
+            }),
+            delivered_chunks: 0,
+        };
+        let settled = a.settle("acme", &policy, &reserved, &observed, &store, 0);
+        assert_eq!(settled.charged.total(), 100);
+        assert_eq!(settled.cost, 12.0 + 176.0);
+        // 1000 - 100 left: 900 passes, 901 does not.
+        let v = a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::Embeddings,
+            json!({"input": "y".repeat(3596)}).to_string().as_bytes(),
+            &store,
+            0,
+        );
+        assert_eq!(forwarded(v).0.taken, 899);
+        let v = a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::Embeddings,
+            json!({"input": "yyyyyyyy"}).to_string().as_bytes(),
+            &store,
+            0,
+        );
+        let (reply, decision) = rejected(v);
+        assert_eq!((reply.status, decision), (429, Decision::RateLimited));
+        assert!(reply
+            .headers
+            .iter()
+            .any(|(n, _)| *n == "x-ratelimit-remaining-tokens"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_clamped_request_gets_what_is_left() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let policy = budgeted(300.0, true);
+        let (r, _) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(200, false),
+            &store,
+            0,
+        ));
+        assert_eq!((r.taken, r.clamped_to), (210, None));
+        // 90 left: prompt 10 + 80 of answer.
+        let (r, body) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(200, false),
+            &store,
+            0,
+        ));
+        assert_eq!((r.taken, r.clamped_to, r.max_output), (90, Some(80), 80));
+        let body: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(body["max_tokens"], 80);
+        // Nothing left: refused, with the retry time for the least useful answer.
+        let (reply, _) = rejected(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(200, false),
+            &store,
+            0,
+        ));
+        assert_eq!(reply.status, 429);
+        assert!(reply.body.contains("rate limit reached for tokens"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_larger_than_the_burst_says_so() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let (reply, _) = rejected(a.on_request_body(
+            "acme",
+            &budgeted(100.0, false),
+            Endpoint::ChatCompletions,
+            &chat(4000, false),
+            &store,
+            0,
+        ));
+        assert_eq!(reply.status, 429);
+        assert!(reply.body.contains("request too large"), "{}", reply.body);
+        // With clamping it is served, shortened.
+        let (r, _) = forwarded(a.on_request_body(
+            "acme",
+            &budgeted(100.0, true),
+            Endpoint::ChatCompletions,
+            &chat(4000, false),
+            &store,
+            0,
+        ));
+        assert_eq!(r.clamped_to, Some(90));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn streams_are_asked_for_usage_unless_the_client_asked() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let policy = weight_only(1.0);
+        let (r, body) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(5, true),
+            &store,
+            0,
+        ));
+        assert!(r.strip_usage);
+        let body: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        let asked = json!({"stream": true, "stream_options": {"include_usage": true}}).to_string();
+        let (r, body) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            asked.as_bytes(),
+            &store,
+            0,
+        ));
+        assert!(!r.strip_usage && body.is_none());
+        assert_eq!(r.taken, 0, "no token budget, nothing taken");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn bad_and_oversized_bodies_are_refused() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let policy = budgeted(1000.0, false);
+        let (reply, d) = rejected(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::Completions,
+            b"{nope",
+            &store,
+            0,
+        ));
+        assert_eq!((reply.status, d), (400, Decision::BadRequest));
+        let huge = vec![b' '; 1_000_001];
+        let (reply, d) =
+            rejected(a.on_request_body("acme", &policy, Endpoint::Completions, &huge, &store, 0));
+        assert_eq!((reply.status, d), (413, Decision::TooLarge));
+        // Nothing was taken by either.
+        let (r, _) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(990, false),
+            &store,
+            0,
+        ));
+        assert_eq!(r.taken, 1000);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn what_is_charged_without_usage() {
+        let reserved = Reserved {
+            prompt_estimate: 10,
+            max_output: 4000,
+            taken: 4010,
+            clamped_to: None,
+            strip_usage: false,
+        };
+        let never = Observed::default();
+        assert_eq!(
+            charged(&reserved, &never),
+            Usage::default(),
+            "never forwarded"
+        );
+        let cut = Observed {
+            forwarded: true,
+            usage: None,
+            delivered_chunks: 37,
+        };
+        assert_eq!(
+            charged(&reserved, &cut),
+            Usage {
+                input: 10,
+                output: 37,
+                cached: 0
+            }
+        );
+        let under = Observed {
+            forwarded: true,
+            usage: Some(Usage {
+                input: 9,
+                output: 20,
+                cached: 3,
+            }),
+            delivered_chunks: 25,
+        };
+        assert_eq!(
+            charged(&reserved, &under),
+            Usage {
+                input: 9,
+                output: 25,
+                cached: 3
+            },
+            "never less than was delivered"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_that_never_reached_the_upstream_is_refunded_in_full() {
+        let a = accountant();
+        let store = MemoryStore::new();
+        let policy = budgeted(500.0, false);
+        let (r, _) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(490, false),
+            &store,
+            0,
+        ));
+        a.settle("acme", &policy, &r, &Observed::default(), &store, 0);
+        let (r, _) = forwarded(a.on_request_body(
+            "acme",
+            &policy,
+            Endpoint::ChatCompletions,
+            &chat(490, false),
+            &store,
+            0,
+        ));
+        assert_eq!(r.taken, 500);
+    }
+}
