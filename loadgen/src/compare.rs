@@ -132,6 +132,7 @@ mod tests {
             priority: 0,
             cluster: None,
             noisy,
+            backlogged: true,
             concurrency: 1,
             rate: 0.0,
             offered_rps: 1.0,

@@ -43,6 +43,7 @@ pub struct TenantReport {
     pub priority: i32,
     pub cluster: Option<String>,
     pub noisy: bool,
+    pub backlogged: bool,
     pub concurrency: u32,
     pub rate: f64,
     pub offered_rps: f64,
@@ -202,6 +203,7 @@ pub fn summarise(scenario: &Scenario, log: &Log, info: &RunInfo, from_s: f64, to
                 priority: t.priority,
                 cluster: t.cluster.clone(),
                 noisy: t.noisy,
+                backlogged: t.backlogged,
                 concurrency: t.concurrency,
                 rate: t.rate,
                 offered_rps: offered[i] as f64 / window,
@@ -245,7 +247,8 @@ impl Report {
         self.tenants.iter().find(|t| t.name == name)
     }
 
-    /// The share group's tenants that are not marked noisy.
+    /// The share group's tenants that are not marked noisy: each should get its
+    /// weight share.
     pub fn well_behaved(&self) -> impl Iterator<Item = &TenantReport> {
         self.tenants
             .iter()

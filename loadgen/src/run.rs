@@ -101,7 +101,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Finished, Str
 
     let live = opts.live && std::io::stdout().is_terminal();
     let mut screen = Screen::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The first table after a second: rates over less are noise.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::from_std(t0 + Duration::from_secs(1)),
+        Duration::from_secs(1),
+    );
     let end = tokio::time::Instant::from_std(t0 + scenario.duration);
     let warmup = scenario.warmup.as_secs_f64();
     let total = scenario.duration.as_secs_f64();
@@ -112,10 +116,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Finished, Str
         tokio::select! {
             _ = tick.tick() => {
                 let now = t0.elapsed().as_secs_f64();
-                let from = if now > warmup { warmup } else { 0.0 };
+                // Figures since the start until a second past the warm-up.
+                let from = if now >= warmup + 1.0 { warmup } else { 0.0 };
                 let report = summarise(scenario, &recorder.snapshot(), &opts.info, from, now);
                 if live {
-                    screen.draw(&live_lines(&report, now, total, warmup));
+                    screen.draw(&live_lines(&report, now, total, warmup, false));
                 } else if now - last_line >= 5.0 {
                     last_line = now;
                     println!("{}", progress_line(&report, now, total));
@@ -130,7 +135,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Finished, Str
     let from = if now > warmup { warmup } else { 0.0 };
     let report = summarise(scenario, &recorder.snapshot(), &opts.info, from, now);
     if live {
-        screen.draw(&live_lines(&report, now, total, warmup));
+        screen.draw(&live_lines(&report, now, total, warmup, true));
     } else {
         println!("{}", report.label);
         for line in table::tenants(&report) {
@@ -167,11 +172,14 @@ async fn open_loop(
     }
 }
 
-fn live_lines(r: &Report, now: f64, total: f64, warmup: f64) -> Vec<String> {
-    let phase = if now < warmup {
-        format!("warming up ({warmup:.0} s, not counted)")
-    } else {
-        format!("figures over the last {:.0} s", r.window_s)
+fn live_lines(r: &Report, now: f64, total: f64, warmup: f64, done: bool) -> Vec<String> {
+    let phase = match (done, now < warmup + 1.0) {
+        (true, _) => format!(
+            "done: figures over the {:.0} s after the warm-up",
+            r.window_s
+        ),
+        (false, true) => format!("warming up ({warmup:.1} s, not counted at the end)"),
+        (false, false) => format!("figures over the last {:.0} s", r.window_s),
     };
     let mut lines = vec![
         format!("\x1b[1m{}\x1b[0m  {}  {}", r.label, r.target, r.scenario),

@@ -81,6 +81,10 @@ pub struct Tenant {
     pub cluster: Option<String>,
     /// The tenant that floods: not one of the well-behaved ones the checks look at.
     pub noisy: bool,
+    /// Offers more than its fair share of the shared pools (the default): only such
+    /// tenants' shares are compared with their weights. A light tenant (false) asks
+    /// for less; its latency shows whether it is isolated from the flood.
+    pub backlogged: bool,
     /// Its tokens' signing key (an index into `Auth::keys`) and the tenant ids they
     /// name, in turn; `None`: no token.
     pub token: Option<TokenPlan>,
@@ -142,18 +146,19 @@ impl Scenario {
     }
 
     /// The tenants whose shares of the shared pools are compared with their weight
-    /// shares: on the shared pools, in the highest priority band there.
+    /// shares: backlogged, on the shared pools, in the highest priority band there.
     pub fn share_group(&self) -> Vec<usize> {
+        let member = |t: &Tenant| t.on_shared_pools() && t.backlogged;
         let top = self
             .tenants
             .iter()
-            .filter(|t| t.on_shared_pools())
+            .filter(|t| member(t))
             .map(|t| t.priority)
             .max();
         self.tenants
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.on_shared_pools() && Some(t.priority) == top)
+            .filter(|(_, t)| member(t) && Some(t.priority) == top)
             .map(|(i, _)| i)
             .collect()
     }
@@ -276,6 +281,8 @@ struct RawTenant {
     cluster: Option<String>,
     #[serde(default)]
     noisy: bool,
+    #[serde(default = "default_true")]
+    backlogged: bool,
     /// Default: true where `[auth]` is present.
     #[serde(default)]
     token: Option<bool>,
@@ -302,6 +309,9 @@ struct RawTenant {
     completion_tokens: Option<u32>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_max_in_flight() -> u32 {
     256
 }
@@ -545,6 +555,7 @@ fn validate_tenant(
         priority: t.priority,
         cluster: t.cluster,
         noisy: t.noisy,
+        backlogged: t.backlogged,
         token,
         concurrency: t.concurrency,
         rate: t.rate,
@@ -613,7 +624,8 @@ secret_base64 = "ZmFpcmdhdGUtZGVtby1zZWNyZXQtZG8tbm90LXVzZSE="
             "[[tenants]]\nname = \"acme\"\nweight = 4\ncluster = \"acme_dedicated\"\nconcurrency = 1\n\
              [[tenants]]\nname = \"globex\"\nweight = 3\nconcurrency = 1\n\
              [[tenants]]\nname = \"hooli\"\nweight = 1\nconcurrency = 1\nnoisy = true\n\
-             [[tenants]]\nname = \"free\"\nweight = 1\npriority = -1\nconcurrency = 1\n",
+             [[tenants]]\nname = \"free\"\nweight = 1\npriority = -1\nconcurrency = 1\n\
+             [[tenants]]\nname = \"light\"\nweight = 1\nrate = 1\nbacklogged = false\n",
         )
         .unwrap();
         assert_eq!(s.share_group(), [1, 2]);
@@ -630,6 +642,7 @@ secret_base64 = "ZmFpcmdhdGUtZGVtby1zZWNyZXQtZG8tbm90LXVzZSE="
             .collect();
         assert_eq!(group, ["globex", "initech", "hooli"]);
         assert!(s.tenant("hooli").unwrap().noisy);
+        assert!(!s.tenant("umbrella").unwrap().backlogged);
     }
 
     #[test]

@@ -34,11 +34,12 @@ fn served_by(t: &TenantReport) -> String {
         .join(" ")
 }
 
+/// Why a tenant has no weight share.
 fn role(t: &TenantReport) -> &'static str {
-    match (&t.cluster, t.priority < 0, t.noisy) {
+    match (&t.cluster, t.priority < 0, t.backlogged) {
         (Some(_), _, _) => "dedicated",
         (None, true, _) => "sheddable",
-        (None, false, true) => "noisy",
+        (None, false, false) => "light",
         _ => "",
     }
 }
@@ -83,15 +84,8 @@ pub fn tenants(r: &Report) -> Vec<String> {
     lines
 }
 
-/// The worst p99 among the well-behaved tenants (the share group less the noisy).
-pub fn well_behaved_p99(r: &Report) -> Option<f64> {
-    r.well_behaved()
-        .filter_map(|t| t.latency_ms.p99)
-        .reduce(f64::max)
-}
-
-/// Two runs of the same scenario side by side: per tenant share vs weight share, p99,
-/// 429s and 503s; then Jain's index and the well-behaved tenants' worst p99.
+/// Two runs of the same scenario side by side: per tenant share vs weight share,
+/// served req/s, p99, 429s and 503s; then Jain's index and the total served.
 pub fn side_by_side(off: &Report, on: &Report) -> Vec<String> {
     let phase = |r: &Report| format!("{:^41}", r.label);
     let mut lines = vec![
@@ -141,7 +135,9 @@ pub fn side_by_side(off: &Report, on: &Report) -> Vec<String> {
         format!("{name:<21} │{:^41}│{:^41}", f(off), f(on))
     };
     lines.push(row("Jain's index", &|r| opt(r.jain_index, 3)));
-    lines.push(row("well-behaved p99 ms", &|r| opt(well_behaved_p99(r), 0)));
+    lines.push(row("served req/s, all", &|r| {
+        format!("{:.1}", r.tenants.iter().map(|t| t.served_rps).sum::<f64>())
+    }));
     lines
 }
 
