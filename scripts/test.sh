@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fairgate test: formatting, lints, unit tests (native and on wasm32), and
-# the end-to-end tests through a real Envoy. Installs what it needs; safe to re-run.
+# Runs every fairgate test: formatting, lints, unit tests (native and on wasm32), the
+# end-to-end tests through a real Envoy, and the demo (short). Installs what it needs;
+# safe to re-run.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -29,3 +30,6 @@ cargo test --workspace
 
 say "filter logic compiled to wasm32, under wasm-bindgen-test"
 scripts/wasm-unit-tests.sh
+
+say "the demo, short: fairness off then on, and its fairness claims"
+scripts/demo-test.sh
