@@ -50,5 +50,5 @@ RUN apt-get update \
  && mkdir -p /opt/fairgate && chown fairgate /opt/fairgate
 COPY --from=build /out/ /usr/local/bin/
 WORKDIR /opt/fairgate
-USER fairgate
+USER 10001
 CMD ["fairgate-sidecar", "--help"]
