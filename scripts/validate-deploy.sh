@@ -19,14 +19,14 @@
 # Installs what it lacks, idempotently: Debian's docker-compose and prometheus
 # (promtool) with apt-get only when missing; the npm packages pinned in
 # scripts/deploy-check/package-lock.json into .tools/deploy-check. Expects the filter
-# built (scripts/test.sh builds it first); builds the sidecar (debug) if missing.
+# built (scripts/test.sh builds it first); builds the sidecar (debug, as the tests
+# do) unless SIDECAR_BIN names one.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 WASM=target/wasm32-wasip1/release/fairgate_filter.wasm
-SIDECAR_BIN=${SIDECAR_BIN:-target/debug/fairgate-sidecar}
 TOOLS=.tools/deploy-check
 # Series the token-accounting work adds to the filter; the grep of filter/src below
 # finds them once it has landed.
@@ -60,7 +60,10 @@ if [ "$(cat "$TOOLS/.installed" 2>/dev/null)" != "$lock" ]; then
 fi
 ensure_envoy
 [ -f "$WASM" ] || { echo "$WASM is missing: build the filter first (scripts/lib.sh build_filter)" >&2; exit 1; }
-[ -x "$SIDECAR_BIN" ] || cargo build --quiet -p fairgate-sidecar
+if [ -z "${SIDECAR_BIN:-}" ]; then
+  cargo build --quiet -p fairgate-sidecar
+  SIDECAR_BIN=target/debug/fairgate-sidecar
+fi
 docker-compose version --short
 promtool --version 2>&1 | head -1
 
