@@ -202,6 +202,8 @@ const GRAFANA_VARS = [
 ];
 
 const exprs = []; // [where, expr]
+const provisioned = YAML.parse(readFileSync(join(root, "deploy/grafana/provisioning/datasources/prometheus.yml"), "utf8"));
+const datasourceUids = new Set((provisioned.datasources ?? []).map((d) => d.uid));
 const dashDir = join(root, "deploy/grafana/dashboards");
 for (const file of readdirSync(dashDir).filter((f) => f.endsWith(".json")).sort()) {
   const rel = `deploy/grafana/dashboards/${file}`;
@@ -233,6 +235,8 @@ for (const file of readdirSync(dashDir).filter((f) => f.endsWith(".json")).sort(
   };
   visit(dash.panels);
   for (const v of dash.templating?.list ?? []) {
+    if (v.type === "datasource" && !datasourceUids.has(v.current?.value))
+      fail(rel, `data source variable ${v.name} defaults to ${v.current?.value}, not a provisioned data source`);
     const q = typeof v.query === "string" ? v.query : v.query?.query;
     const m = v.type === "query" && q?.match(/^label_values\((.+),\s*\w+\)$/);
     if (m) exprs.push([`${rel} variable ${v.name}`, m[1]]);
