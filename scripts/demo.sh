@@ -37,7 +37,7 @@ build_filter
 cargo build --quiet --release -p fairgate-mock -p fairgate-e2e --bin fairgate-mock --bin fairgate-token
 
 say "start the mock model server (127.0.0.1:18000) and Envoy with fairgate (127.0.0.1:10000)"
-target/release/fairgate-mock --listen 127.0.0.1:18000 2>"$RUN_DIR/mock.log" &
+target/release/fairgate-mock --listen 127.0.0.1:18000 --name pool_a >"$RUN_DIR/mock.log" 2>&1 &
 PIDS+=($!)
 "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart -l warning >"$RUN_DIR/envoy.log" 2>&1 &
 PIDS+=($!)
@@ -46,6 +46,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$(curl -s "$ADMIN/ready" || true)" = LIVE ] || { cat "$RUN_DIR/envoy.log"; exit 1; }
+for _ in $(seq 50); do
+  grep -q '^listening on' "$RUN_DIR/mock.log" && break
+  sleep 0.1
+done
+grep -q '^listening on' "$RUN_DIR/mock.log" || { cat "$RUN_DIR/mock.log"; exit 1; }
 
 ACME=$(target/release/fairgate-token acme --alg RS256)
 GLOBEX=$(target/release/fairgate-token globex --alg HS256)
