@@ -6,12 +6,12 @@
 //! takes `prefill_ms`, then `token_ms` per answer token, streamed or not. Everything
 //! it answers is a function of the request, so tests can work it out by hand:
 //!
-//! - prompt tokens: `max(1, ceil(bytes / 4))` of the prompt text — every chat
-//!   message's text (`content` strings and `{"type": "text"}` parts), or the
-//!   `prompt` / `input` strings, their bytes added up. This is the estimate
-//!   fairgate's filter makes, so estimate and settlement agree (see [`tokens`]);
-//! - answer tokens: `min(max_completion_tokens or max_tokens,
-//!   x-mock-completion-tokens or default_completion_tokens)`, one word a token.
+//! - prompt tokens: `max(1, ceil(bytes / 4))` of the text in the prompt fields
+//!   (chat: `messages`, `tools`; completions: `prompt`, `suffix`; embeddings:
+//!   `input`), by the rule of fairgate's filter, so that estimate and settlement
+//!   agree (see [`tokens`]; a test holds the two to each other);
+//! - answer tokens: the smallest of `max_tokens`, `max_completion_tokens` and
+//!   `x-mock-completion-tokens` (else `default_completion_tokens`), a word a token.
 //!
 //! Endpoints: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 //! `GET /v1/models`, `/metrics` (vLLM's load series), `/health`, `GET /mock/stats`

@@ -6,7 +6,7 @@
 //! required field is an error naming the field path (a 400).
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::embedding;
 use crate::tokens::{self, Finish};
@@ -22,8 +22,19 @@ pub enum Endpoint {
     Embeddings,
 }
 
+impl Endpoint {
+    /// The fields that hold the prompt (as in fairgate's filter).
+    fn prompt_fields(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Chat => &["messages", "tools"],
+            Endpoint::Completions => &["prompt", "suffix"],
+            Endpoint::Embeddings => &["input"],
+        }
+    }
+}
+
 /// A prompt (`/v1/completions`) or input (`/v1/embeddings`): a text, texts, token ids
-/// or lists of token ids.
+/// or lists of token ids. Read to refuse anything else, and to embed each item.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Input {
@@ -34,15 +45,6 @@ enum Input {
 }
 
 impl Input {
-    fn tokens(&self) -> u64 {
-        match self {
-            Input::Text(text) => tokens::estimate(text.len()),
-            Input::Texts(texts) => tokens::estimate(texts.iter().map(String::len).sum()),
-            Input::Tokens(ids) => ids.len() as u64,
-            Input::TokenLists(lists) => lists.iter().map(Vec::len).sum::<usize>() as u64,
-        }
-    }
-
     /// Each item of the input, as the bytes its embedding is derived from.
     fn items(&self) -> Vec<Vec<u8>> {
         let ids = |ids: &[u64]| ids.iter().flat_map(|id| id.to_le_bytes()).collect();
@@ -51,41 +53,6 @@ impl Input {
             Input::Texts(texts) => texts.iter().map(|t| t.as_bytes().to_vec()).collect(),
             Input::Tokens(list) => vec![ids(list)],
             Input::TokenLists(lists) => lists.iter().map(|list| ids(list)).collect(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<Content>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-#[derive(Debug, Deserialize)]
-struct Part {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-}
-
-impl Content {
-    fn text_bytes(&self) -> usize {
-        match self {
-            Content::Text(text) => text.len(),
-            Content::Parts(parts) => parts
-                .iter()
-                .filter(|p| p.kind == "text")
-                .filter_map(|p| p.text.as_ref())
-                .map(String::len)
-                .sum(),
         }
     }
 }
@@ -102,7 +69,7 @@ struct GenerateRequest {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
-    messages: Option<Vec<Message>>,
+    messages: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
     prompt: Option<Input>,
     #[serde(default)]
@@ -140,7 +107,7 @@ struct EmbedRequest {
 pub struct Generate {
     pub model: Option<String>,
     pub prompt_tokens: u64,
-    /// `max_completion_tokens`, else `max_tokens`.
+    /// The smallest of `max_tokens` and `max_completion_tokens`.
     pub cap: Option<u64>,
     pub stream: bool,
     pub include_usage: bool,
@@ -178,25 +145,37 @@ pub const MAX_DIMENSIONS: usize = 4096;
 
 /// Reads the body of a request to `endpoint`; the error is the message of a 400.
 pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Job, String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the request body is not valid JSON: {e}"))?;
+    let Value::Object(object) = &value else {
+        return Err("the request body must be a JSON object".into());
+    };
+    let prompt_bytes = endpoint
+        .prompt_fields()
+        .iter()
+        .filter_map(|field| object.get(*field))
+        .map(tokens::text_bytes)
+        .sum();
+    let prompt_tokens = tokens::estimate(prompt_bytes);
     match endpoint {
         Endpoint::Chat | Endpoint::Completions => {
-            let request: GenerateRequest = from_json(body)?;
-            let prompt_tokens = match (endpoint, &request.messages, &request.prompt) {
-                (Endpoint::Chat, Some(messages), _) => tokens::estimate(
-                    messages
-                        .iter()
-                        .filter_map(|m| m.content.as_ref())
-                        .map(Content::text_bytes)
-                        .sum(),
-                ),
-                (Endpoint::Chat, None, _) => return Err("messages: missing field".into()),
-                (_, _, Some(prompt)) => prompt.tokens(),
-                (_, _, None) => return Err("prompt: missing field".into()),
-            };
+            let request: GenerateRequest = typed(&value)?;
+            match endpoint {
+                Endpoint::Chat if request.messages.is_none() => {
+                    return Err("messages: missing field".into())
+                }
+                Endpoint::Completions if request.prompt.is_none() => {
+                    return Err("prompt: missing field".into())
+                }
+                _ => {}
+            }
             Ok(Job::Generate(Generate {
                 model: request.model,
                 prompt_tokens,
-                cap: request.max_completion_tokens.or(request.max_tokens),
+                cap: [request.max_tokens, request.max_completion_tokens]
+                    .into_iter()
+                    .flatten()
+                    .min(),
                 stream: request.stream.unwrap_or(false),
                 include_usage: request
                     .stream_options
@@ -205,14 +184,14 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Job, String> {
             }))
         }
         Endpoint::Embeddings => {
-            let request: EmbedRequest = from_json(body)?;
+            let request: EmbedRequest = typed(&value)?;
             let dimensions = request.dimensions.unwrap_or(embedding::DEFAULT_DIMENSIONS);
             if !(1..=MAX_DIMENSIONS).contains(&dimensions) {
                 return Err(format!("dimensions: must be 1..={MAX_DIMENSIONS}"));
             }
             Ok(Job::Embed(Embed {
                 model: request.model,
-                prompt_tokens: request.input.tokens(),
+                prompt_tokens,
                 items: request.input.items(),
                 dimensions,
                 base64: request.encoding_format.unwrap_or_default() == EncodingFormat::Base64,
@@ -221,15 +200,11 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Job, String> {
     }
 }
 
-fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            format!("invalid JSON body: {}", e.inner())
-        } else {
-            format!("{path}: {}", e.inner())
-        }
+/// The request's fields, typed; the error names the field path.
+fn typed<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string() {
+        path if path == "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
     })
 }
 
@@ -377,19 +352,20 @@ mod tests {
     }
 
     #[test]
-    fn chat_prompt_is_every_message_text_joined() {
-        // 5 + 11 + 6 text bytes = 22 → 6 tokens; the image part and null content count 0.
+    fn a_chat_prompt_is_the_text_of_its_messages_and_tools() {
+        // 5 + 11 + 1 (the image url) + 6 + 3 (the tool's description) = 26 → 7 tokens.
         let g = generate(
             Endpoint::Chat,
             r#"{"messages":[{"role":"system","content":"Be ok"},
                 {"role":"user","content":[{"type":"text","text":"hello world"},
                   {"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"again!"}]},
                 {"role":"assistant","content":null}],
-              "max_tokens":9,"max_completion_tokens":7,"stream":true,
+              "tools":[{"type":"function","function":{"name":"f","description":"abc"}}],
+              "max_tokens":7,"max_completion_tokens":9,"stream":true,
               "stream_options":{"include_usage":true},"temperature":0.2}"#,
         );
-        assert_eq!(g.prompt_tokens, 6);
-        assert_eq!(g.cap, Some(7), "max_completion_tokens wins over max_tokens");
+        assert_eq!(g.prompt_tokens, 7);
+        assert_eq!(g.cap, Some(7), "the smallest cap binds");
         assert!(g.stream && g.include_usage);
     }
 
@@ -403,19 +379,22 @@ mod tests {
         assert_eq!(tokens("[1,2,3]"), 3);
         assert_eq!(tokens("[[1,2],[3]]"), 3);
         assert_eq!(tokens(r#""""#), 1);
+        let with_suffix = generate(Endpoint::Completions, r#"{"prompt":"abcd","suffix":"e"}"#);
+        assert_eq!(with_suffix.prompt_tokens, 2);
     }
 
     #[test]
     fn wrong_types_and_missing_fields_name_the_field() {
         let err = |endpoint, body: &str| parse(endpoint, body.as_bytes()).unwrap_err();
-        assert!(err(Endpoint::Chat, "not json").starts_with("invalid JSON body"));
+        assert!(err(Endpoint::Chat, "not json").starts_with("the request body is not valid JSON"));
+        assert!(err(Endpoint::Chat, "[]").ends_with("must be a JSON object"));
         assert!(err(Endpoint::Chat, "{}").starts_with("messages"));
         assert!(
             err(Endpoint::Chat, r#"{"messages":[],"max_tokens":"x"}"#).starts_with("max_tokens")
         );
-        assert!(err(Endpoint::Chat, r#"{"messages":[{"content":5}]}"#)
-            .starts_with("messages[0].content"));
+        assert!(err(Endpoint::Chat, r#"{"messages":[5]}"#).starts_with("messages[0]"));
         assert!(err(Endpoint::Completions, r#"{"messages":[]}"#).starts_with("prompt"));
+        assert!(err(Endpoint::Embeddings, "{}").contains("`input`"));
         assert!(
             err(Endpoint::Embeddings, r#"{"input":"x","dimensions":0}"#).starts_with("dimensions")
         );

@@ -1,22 +1,41 @@
 //! Token counting and the answer text: no tokenizer, only rules a test can work out
 //! by hand.
 //!
-//! - A prompt text of `b` bytes is `max(1, ceil(b / 4))` tokens, `(b + 3) / 4` — the
-//!   estimate fairgate's filter makes before it knows the real usage, so that a test
-//!   through the filter sees the estimate and the settlement agree. Where a request
-//!   holds several texts (chat messages, a prompt or input array), their bytes are
-//!   added up first and the sum is estimated once. A prompt given as token ids counts
-//!   one token per id.
+//! - Prompt tokens are fairgate's filter's estimate (`filter/src/llm.rs`), so that
+//!   through the filter the estimate and the settled `usage` agree: the text bytes of
+//!   the request's prompt fields (chat: `messages`, `tools`; completions: `prompt`,
+//!   `suffix`; embeddings: `input`), a quarter, rounded up, at least 1:
+//!   `max(1, (bytes + 3) / 4)`. Strings count their bytes; a number (a token id) 4
+//!   bytes, one token; arrays and objects the text they hold, but for the values of
+//!   the keys `role`, `type`, `name` and `id`; booleans and null nothing.
 //! - An answer of `n` tokens is `n` words, one token a word: `hello <tenant> from
 //!   <server> tok4 tok5 ...` (the first four name the tenant the server saw and the
 //!   server, for the demo), cut to `n` words.
-//! - `n` is the request's `max_completion_tokens` (else `max_tokens`) or the length
-//!   the test asked for, whichever is smaller; capped by the request, the answer
-//!   ends with `finish_reason: "length"`, else `"stop"`.
+//! - `n` is the smallest of the request's caps (`max_tokens`,
+//!   `max_completion_tokens`) and the length the test asked for; cut by a cap, the
+//!   answer ends with `finish_reason: "length"`, else `"stop"`.
+
+use serde_json::Value;
 
 /// Tokens in a text of `bytes` bytes: `max(1, ceil(bytes / 4))`.
-pub fn estimate(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(4).max(1)
+pub fn estimate(bytes: u64) -> u64 {
+    bytes.div_ceil(4).max(1)
+}
+
+/// The text bytes of a prompt field's value (see the module doc). A mirror of the
+/// filter's own, held to it by `tests/filter_estimate.rs`.
+pub fn text_bytes(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => s.len() as u64,
+        Value::Number(_) => 4,
+        Value::Array(items) => items.iter().map(text_bytes).sum(),
+        Value::Object(fields) => fields
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "role" | "type" | "name" | "id"))
+            .map(|(_, v)| text_bytes(v))
+            .sum(),
+        Value::Bool(_) | Value::Null => 0,
+    }
 }
 
 /// Why an answer ended.
@@ -95,6 +114,19 @@ mod tests {
         assert_eq!(estimate(4), 1);
         assert_eq!(estimate(5), 2);
         assert_eq!(estimate(400), 100);
+    }
+
+    #[test]
+    fn text_is_counted_in_strings_and_token_ids_but_not_in_labels() {
+        let message = serde_json::json!([
+            {"role": "user", "name": "bob", "content": [
+                {"type": "text", "text": "hello"},
+                {"type": "image_url", "image_url": {"url": "abc"}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": null, "done": true}
+        ]);
+        assert_eq!(text_bytes(&message), 5 + 3 + 2);
+        assert_eq!(text_bytes(&serde_json::json!([1, 2, 3])), 12);
     }
 
     #[test]
