@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fairgate test: formatting, lints, unit tests (native and on wasm32), the
-# end-to-end tests through a real Envoy, and the demo (short). Installs what it needs;
-# safe to re-run.
+# deployment files (scripts/validate-deploy.sh), the end-to-end tests through a real
+# Envoy, and the demo (short). Installs what it needs; safe to re-run.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -23,6 +23,7 @@ cargo clippy --quiet -p fairgate-filter --target wasm32-wasip1 -- -D warnings
 say "build the filter (wasm32-wasip1, release)"
 build_filter
 ls -l target/wasm32-wasip1/release/fairgate_filter.wasm
+scripts/validate-deploy.sh
 
 say "unit and end-to-end tests (the e2e tests run the real sidecar binary)"
 cargo build --quiet -p fairgate-sidecar

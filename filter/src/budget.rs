@@ -140,6 +140,87 @@ impl Budgets {
     }
 }
 
+/// How long a VM may hold leased request tokens before giving back what it did
+/// not use.
+pub const LEASE_MS: u64 = 50;
+
+/// The most request tokens a VM leases beyond the one a request needs.
+const MAX_LEASE: f64 = 32.0;
+
+/// The tokens a VM leases beyond one request's: what the rate refills in
+/// `LEASE_MS`, at most an eighth of the burst (so one worker cannot hold what
+/// the others need) and `MAX_LEASE`. 0 for low rates: every request then goes to
+/// the shared bucket, as exact as it can be.
+pub fn lease_size(limit: &RateLimit) -> f64 {
+    (limit.per_second * LEASE_MS as f64 / 1000.0)
+        .min(limit.burst / 8.0)
+        .min(MAX_LEASE)
+        .floor()
+        .max(0.0)
+}
+
+/// Request tokens one VM took from a tenant's shared bucket ahead of use, so that a
+/// high-rate tenant's requests cost no shared-data round trip each. Tokens in a
+/// lease were taken from the bucket when leased, so `rate × t + burst` still holds
+/// across all VMs; what a lease still holds at `LEASE_MS` goes back to the bucket
+/// (`expired`), so nothing is lost either.
+#[derive(Debug, Default)]
+pub struct Leases {
+    by_tenant: hashbrown::HashMap<String, Lease>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    tokens: f64,
+    expires_ms: u64,
+}
+
+impl Leases {
+    /// Takes one request token from `tenant`'s lease, if it holds one still valid.
+    pub fn take(&mut self, tenant: &str, now_ms: u64) -> bool {
+        match self.by_tenant.get_mut(tenant) {
+            Some(lease) if lease.tokens >= 1.0 && now_ms < lease.expires_ms => {
+                lease.tokens -= 1.0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records `tokens` leased for `tenant` (added to what its lease still holds).
+    pub fn grant(&mut self, tenant: &str, tokens: f64, now_ms: u64) {
+        if tokens < 1.0 {
+            return;
+        }
+        let expires_ms = now_ms + LEASE_MS;
+        match self.by_tenant.get_mut(tenant) {
+            Some(lease) => {
+                lease.tokens += tokens;
+                lease.expires_ms = expires_ms;
+            }
+            None => {
+                self.by_tenant
+                    .insert(tenant.to_string(), Lease { tokens, expires_ms });
+            }
+        }
+    }
+
+    /// Removes the leases past `LEASE_MS`: (tenant, unused tokens) to give back.
+    pub fn expired(&mut self, now_ms: u64) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        self.by_tenant.retain(|tenant, lease| {
+            if now_ms < lease.expires_ms {
+                return true;
+            }
+            if lease.tokens > 0.0 {
+                out.push((tenant.clone(), lease.tokens));
+            }
+            false
+        });
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +334,98 @@ mod tests {
             matches!(t, Take::Limited { .. }) && n == 0.0,
             "nothing left to clamp to"
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn lease_sizes_follow_the_rate_and_the_burst() {
+        let size = |per_second, burst| lease_size(&RateLimit { per_second, burst });
+        assert_eq!(size(1e9, 1e9), 32.0);
+        assert_eq!(size(100.0, 20.0), 2.0);
+        assert_eq!(size(100.0, 1000.0), 5.0);
+        assert_eq!(size(1.0, 5.0), 0.0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_lease_serves_requests_until_it_runs_out_or_expires() {
+        let mut leases = Leases::default();
+        assert!(!leases.take("acme", 0));
+        leases.grant("acme", 2.0, 0);
+        assert!(leases.take("acme", 10));
+        assert!(leases.take("acme", 10));
+        assert!(!leases.take("acme", 10), "used up");
+        leases.grant("acme", 3.0, 20);
+        assert!(!leases.take("acme", 20 + LEASE_MS), "expired");
+        assert_eq!(
+            leases.expired(20 + LEASE_MS),
+            vec![("acme".to_string(), 3.0)]
+        );
+        assert!(leases.expired(1000).is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn leased_and_given_back_tokens_keep_the_limit_exact() {
+        let store = MemoryStore::new();
+        let budgets = Budgets::new("p:");
+        let limit = RateLimit {
+            per_second: 0.001,
+            burst: 10.0,
+        };
+        let mut leases = [Leases::default(), Leases::default()];
+        let mut admitted = 0;
+        for i in 0..40 {
+            let vm = &mut leases[i % 2];
+            if vm.take("acme", 0) {
+                admitted += 1;
+                continue;
+            }
+            let want = 1.0 + 3.0;
+            if let Ok((Take::Admitted { .. }, n)) = budgets.take_up_to(
+                &store,
+                BudgetKind::Requests,
+                "acme",
+                &limit,
+                0,
+                want,
+                Some(1.0),
+            ) {
+                admitted += 1;
+                vm.grant("acme", n - 1.0, 0);
+            }
+        }
+        assert_eq!(admitted, 10, "the burst, whichever VM held it");
+        // Unused leased tokens go back.
+        let mut vm = Leases::default();
+        budgets
+            .give_back(&store, BudgetKind::Requests, "acme", &limit, 0, 4.0)
+            .unwrap();
+        let (_, n) = budgets
+            .take_up_to(
+                &store,
+                BudgetKind::Requests,
+                "acme",
+                &limit,
+                0,
+                4.0,
+                Some(1.0),
+            )
+            .unwrap();
+        vm.grant("acme", n - 1.0, 0);
+        for (tenant, tokens) in vm.expired(LEASE_MS) {
+            budgets
+                .give_back(&store, BudgetKind::Requests, &tenant, &limit, 0, tokens)
+                .unwrap();
+        }
+        let (_, n) = budgets
+            .take_up_to(
+                &store,
+                BudgetKind::Requests,
+                "acme",
+                &limit,
+                0,
+                10.0,
+                Some(1.0),
+            )
+            .unwrap();
+        assert_eq!(n, 3.0, "the three unused came back");
     }
 }

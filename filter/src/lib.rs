@@ -10,6 +10,8 @@
 //! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
 //!   shared-data value per pool.
 //! - `headroom`: the GPU sidecar's snapshot, who polls it, and routing by headroom.
+//! - `llm`, `usage`, `accounting`: LLM token accounting: request bodies read, tokens
+//!   reserved, answers' `usage` read from JSON and SSE, reservations settled.
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 

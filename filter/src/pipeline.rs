@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use crate::accounting::Accountant;
 use crate::bucket::Take;
-use crate::budget::{BudgetKind, Budgets};
+use crate::budget::{lease_size, BudgetKind, Budgets, Leases};
 use crate::clock::Clock;
 use crate::config::{Config, Tenants};
 use crate::identity::{IdentityError, RequestHeaders, TenantIdentifier};
@@ -47,6 +47,7 @@ pub struct Gate {
     budgets: Budgets,
     forward_header: String,
     accountant: Accountant,
+    leases: Leases,
 }
 
 impl Gate {
@@ -60,6 +61,7 @@ impl Gate {
             budgets: Budgets::new(key_prefix),
             forward_header,
             accountant: Accountant::new(config.tokens, key_prefix),
+            leases: Leases::default(),
         }
     }
 
@@ -89,6 +91,32 @@ impl Gate {
             if let Some(limit) = &policy.requests {
                 self.budgets
                     .ensure(store, BudgetKind::Requests, name, limit, now_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back to the shared buckets what this VM's expired request leases did not
+    /// use (called on the tick).
+    pub fn return_leases(
+        &mut self,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        for (tenant, tokens) in self.leases.expired(now_ms) {
+            let limit = self
+                .tenants
+                .resolve_tenant(&tenant)
+                .and_then(|r| r.policy.requests);
+            if let Some(limit) = limit {
+                self.budgets.give_back(
+                    store,
+                    BudgetKind::Requests,
+                    &tenant,
+                    &limit,
+                    now_ms,
+                    tokens,
+                )?;
             }
         }
         Ok(())
@@ -125,16 +153,35 @@ impl Gate {
         };
         let label = resolved.label.to_string();
         let mut store_error = None;
-        if let Some(limit) = &resolved.policy.requests {
-            match self
-                .budgets
-                .take(store, BudgetKind::Requests, &tenant, limit, now_ms, 1.0)
-            {
-                Ok(Take::Admitted { .. }) => {}
-                Ok(Take::Limited {
-                    retry_after_ms,
-                    quota,
-                }) => {
+        if let Some(limit) = resolved.policy.requests.as_ref() {
+            if self.leases.take(&tenant, now_ms) {
+                return Verdict::Forward {
+                    tenant,
+                    label,
+                    decision: Decision::Admitted,
+                    store_error: None,
+                };
+            }
+            let lease = lease_size(limit);
+            match self.budgets.take_up_to(
+                store,
+                BudgetKind::Requests,
+                &tenant,
+                limit,
+                now_ms,
+                1.0 + lease,
+                (lease > 0.0).then_some(1.0),
+            ) {
+                Ok((Take::Admitted { .. }, taken)) => {
+                    self.leases.grant(&tenant, taken - 1.0, now_ms);
+                }
+                Ok((
+                    Take::Limited {
+                        retry_after_ms,
+                        quota,
+                    },
+                    _,
+                )) => {
                     return Verdict::Reject {
                         reply: response::rate_limited(BudgetKind::Requests, retry_after_ms, &quota),
                         label: Some(label),

@@ -125,6 +125,22 @@ mod tests {
         assert_eq!(load.waiting, Some(0.0));
     }
 
+    #[tokio::test]
+    async fn the_mock_model_servers_page_is_read_like_vllms() {
+        let mock = fairgate_mock::spawn(Default::default(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let url = reqwest::Url::parse(&mock.url("/metrics")).unwrap();
+        let scraper = Scraper::new(Duration::from_secs(5)).unwrap();
+        let load = scraper.scrape(&url).await.unwrap();
+        let idle = ServerLoad {
+            waiting: Some(0.0),
+            running: Some(0.0),
+            kv_cache_usage: Some(0.0),
+        };
+        assert_eq!(load, idle);
+    }
+
     #[test]
     fn a_page_without_vllm_series_gives_no_signal() {
         assert_eq!(

@@ -323,6 +323,11 @@ impl Envoy {
         admin_get(self.admin, path).unwrap_or_default()
     }
 
+    /// The Envoy process id (for benchmarks that read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the Envoy process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -435,6 +435,14 @@ impl RootContext for FairgateRoot {
                 counters.flush();
             }
             let now_ms = HostClock.now_ms();
+            if let Ok(mut gate) = shared.gate.try_borrow_mut() {
+                if let Err(e) = gate.return_leases(&HostStore, now_ms) {
+                    log(
+                        LogLevel::Warn,
+                        &format!("fairgate: giving back leased request tokens: {e}"),
+                    );
+                }
+            }
             let mut gauges = Vec::new();
             if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
                 gauges.extend(sidecar.tick(now_ms));
