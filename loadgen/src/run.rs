@@ -120,7 +120,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Finished, Str
                 let from = if now >= warmup + 1.0 { warmup } else { 0.0 };
                 let report = summarise(scenario, &recorder.snapshot(), &opts.info, from, now);
                 if live {
-                    screen.draw(&live_lines(&report, now, total, warmup, false));
+                    screen.draw(&live_lines(&report, now, total, warmup, None));
                 } else if now - last_line >= 5.0 {
                     last_line = now;
                     println!("{}", progress_line(&report, now, total));
@@ -135,7 +135,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Finished, Str
     let from = if now > warmup { warmup } else { 0.0 };
     let report = summarise(scenario, &recorder.snapshot(), &opts.info, from, now);
     if live {
-        screen.draw(&live_lines(&report, now, total, warmup, true));
+        let end = match interrupted {
+            true => End::Interrupted,
+            false => End::Done,
+        };
+        screen.draw(&live_lines(&report, now, total, warmup, Some(end)));
     } else {
         println!("{}", report.label);
         for line in table::tenants(&report) {
@@ -172,14 +176,24 @@ async fn open_loop(
     }
 }
 
-fn live_lines(r: &Report, now: f64, total: f64, warmup: f64, done: bool) -> Vec<String> {
-    let phase = match (done, now < warmup + 1.0) {
-        (true, _) => format!(
+#[derive(Clone, Copy)]
+enum End {
+    Done,
+    Interrupted,
+}
+
+fn live_lines(r: &Report, now: f64, total: f64, warmup: f64, end: Option<End>) -> Vec<String> {
+    let phase = match (end, now < warmup + 1.0) {
+        (Some(End::Done), _) => format!(
             "done: figures over the {:.0} s after the warm-up",
             r.window_s
         ),
-        (false, true) => format!("warming up ({warmup:.1} s, not counted at the end)"),
-        (false, false) => format!("figures over the last {:.0} s", r.window_s),
+        (Some(End::Interrupted), _) => format!(
+            "stopped (Ctrl-C): figures over the {:.0} s measured",
+            r.window_s
+        ),
+        (None, true) => format!("warming up ({warmup:.1} s, not counted at the end)"),
+        (None, false) => format!("figures over the last {:.0} s", r.window_s),
     };
     let mut lines = vec![
         format!("\x1b[1m{}\x1b[0m  {}  {}", r.label, r.target, r.scenario),
