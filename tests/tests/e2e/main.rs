@@ -9,6 +9,7 @@ mod config;
 mod identity;
 mod metrics;
 mod sidecar;
+mod tokens;
 
 use std::time::{Duration, Instant};
 
