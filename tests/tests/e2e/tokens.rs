@@ -10,7 +10,7 @@ use fairgate_e2e::plugin;
 use fairgate_mock::{MockConfig, MockHandle};
 use serde_json::{json, Value};
 
-use crate::{client, expect_prometheus, prometheus_value, Reply};
+use crate::{client, expect_prometheus, prometheus_value, send, Reply};
 
 struct Gateway {
     envoy: Envoy,
@@ -39,6 +39,23 @@ async fn gateway(tenants: Value, pool: Option<Value>, mock: MockConfig, workers:
     Gateway { envoy, mock }
 }
 
+/// A one-worker gateway for `acme` with `policy`, in front of a fast mock.
+async fn acme_gateway(policy: Value) -> Gateway {
+    gateway(json!({ "acme": policy }), None, fast_mock(), 1).await
+}
+
+impl Gateway {
+    /// `acme` asks "hi there" (2 prompt tokens) for up to `max_tokens`; the model
+    /// answers `answer` tokens where the cap allows.
+    async fn ask(&self, max_tokens: u64, stream: bool, answer: u64) -> Reply {
+        let url = self.envoy.url("/v1/chat/completions");
+        let body = json_body(&chat("hi there", max_tokens, stream));
+        let answer = answer.to_string();
+        let headers = [("x-mock-completion-tokens", answer.as_str())];
+        post(&client(), &url, "acme", body, &headers).await
+    }
+}
+
 fn fast_mock() -> MockConfig {
     MockConfig {
         slots: 16,
@@ -54,7 +71,7 @@ fn chat(content: &str, max_tokens: u64, stream: bool) -> Value {
            "max_tokens": max_tokens, "stream": stream})
 }
 
-/// POSTs `body` (JSON, or raw bytes) to the chat endpoint as `tenant`.
+/// POSTs `body` (JSON, or raw bytes) to `url` as `tenant`.
 async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -62,20 +79,12 @@ async fn post(
     body: impl Into<reqwest::Body>,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let mut req = client
+    let req = client
         .post(url)
         .header("x-tenant-id", tenant)
         .header("content-type", "application/json")
         .body(body);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let resp = req.send().await.expect("request");
-    Reply {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        body: resp.text().await.unwrap_or_default(),
-    }
+    send(req, headers).await
 }
 
 fn json_body(v: &Value) -> Vec<u8> {
@@ -157,37 +166,14 @@ async fn a_token_budget_holds_real_tokens_in_json_and_streaming_mode() {
 #[tokio::test]
 async fn a_reservation_is_settled_to_the_real_use() {
     // Burst 5000, refilling 1 token a minute: the bucket only moves by settlement.
-    let gw = gateway(
-        json!({"acme": {"weight": 1, "tokens_per_minute": 1, "token_burst": 5000}}),
-        None,
-        fast_mock(),
-        1,
-    )
-    .await;
-    let url = gw.envoy.url("/v1/chat/completions");
-    let client = client();
-    let hundred = [("x-mock-completion-tokens", "100")];
+    let gw = acme_gateway(json!({"weight": 1, "tokens_per_minute": 1, "token_burst": 5000})).await;
     // Reserves 2 + 4000, uses 2 + 100.
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 4000, false)),
-        &hundred,
-    )
-    .await;
+    let r = gw.ask(4000, false, 100).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["usage"]["completion_tokens"], 100);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 4892 fits only if 4000 - 100 came back (5000 - 102 = 4898 left).
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 4890, true)),
-        &hundred,
-    )
-    .await;
+    let r = gw.ask(4890, true, 100).await;
     assert_eq!(
         r.status, 200,
         "the first reservation was not settled: {}",
@@ -195,14 +181,7 @@ async fn a_reservation_is_settled_to_the_real_use() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 204 used in all: 4796 left.
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 4850, false)),
-        &hundred,
-    )
-    .await;
+    let r = gw.ask(4850, false, 100).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.error_code(), "rate_limit_exceeded");
     let remaining: u64 = r
@@ -225,36 +204,16 @@ async fn a_reservation_is_settled_to_the_real_use() {
 
 #[tokio::test]
 async fn a_clamped_request_is_served_shorter_and_says_so() {
-    let gw = gateway(
-        json!({"acme": {"weight": 1, "tokens_per_minute": 1, "token_burst": 300,
-                        "clamp_max_tokens": true}}),
-        None,
-        fast_mock(),
-        1,
+    let gw = acme_gateway(
+        json!({"weight": 1, "tokens_per_minute": 1, "token_burst": 300,
+                                 "clamp_max_tokens": true}),
     )
     .await;
-    let url = gw.envoy.url("/v1/chat/completions");
-    let client = client();
-    let long = [("x-mock-completion-tokens", "1000")];
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 200, false)),
-        &long,
-    )
-    .await;
+    let r = gw.ask(200, false, 1000).await;
     assert_eq!((r.status, r.header("x-fairgate-max-tokens")), (200, None));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 300 - 202 = 98 left: prompt 2, answer 96.
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 200, false)),
-        &long,
-    )
-    .await;
+    let r = gw.ask(200, false, 1000).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-fairgate-max-tokens"), Some("96"));
     assert_eq!(
@@ -263,14 +222,7 @@ async fn a_clamped_request_is_served_shorter_and_says_so() {
         "the model saw max_tokens 96"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = post(
-        &client,
-        &url,
-        "acme",
-        json_body(&chat("hi there", 200, false)),
-        &long,
-    )
-    .await;
+    let r = gw.ask(200, false, 1000).await;
     assert_eq!(r.status, 429, "nothing left worth an answer");
 }
 
@@ -306,13 +258,7 @@ async fn read_stream(resp: reqwest::Response) -> (String, usize) {
 
 #[tokio::test]
 async fn streams_reach_the_client_byte_for_byte_without_the_injected_usage_chunk() {
-    let gw = gateway(
-        json!({"acme": {"weight": 1, "tokens_per_minute": 60000}}),
-        None,
-        fast_mock(),
-        1,
-    )
-    .await;
+    let gw = acme_gateway(json!({"weight": 1, "tokens_per_minute": 60000})).await;
     let client = client();
     let send = |url: String, body: Value| {
         client
@@ -498,13 +444,7 @@ async fn an_upstream_reset_mid_stream_is_charged_for_what_was_delivered() {
 
 #[tokio::test]
 async fn bad_bodies_get_a_clear_4xx_and_envoy_keeps_serving() {
-    let gw = gateway(
-        json!({"acme": {"weight": 1, "tokens_per_minute": 60000}}),
-        None,
-        fast_mock(),
-        1,
-    )
-    .await;
+    let gw = acme_gateway(json!({"weight": 1, "tokens_per_minute": 60000})).await;
     let url = gw.envoy.url("/v1/chat/completions");
     let client = client();
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
