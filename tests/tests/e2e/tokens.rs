@@ -325,6 +325,38 @@ async fn streams_reach_the_client_byte_for_byte_without_the_injected_usage_chunk
     .await;
 }
 
+#[tokio::test]
+async fn a_stream_cut_into_seven_byte_pieces_reads_the_same() {
+    let gw = acme_gateway(json!({"weight": 1, "tokens_per_minute": 60000})).await;
+    let resp = client()
+        .post(gw.envoy.url("/v1/chat/completions"))
+        .header("x-tenant-id", "acme")
+        .header("x-mock-completion-tokens", "20")
+        .header("x-mock-split-bytes", "7")
+        .header("content-type", "application/json")
+        .body(chat("tell me", 50, true).to_string())
+        .send()
+        .await
+        .expect("stream");
+    let (through, chunks) = read_stream(resp).await;
+    assert!(chunks > 20, "cut up on the way: {chunks} reads");
+    assert!(through.ends_with("data: [DONE]\n\n"), "{through}");
+    assert!(
+        !through.contains("\"choices\":[]"),
+        "the injected usage chunk was stripped"
+    );
+    assert_eq!(content_chunks(&through), 20);
+    // Charged from the usage chunk, found across the cuts: 2 prompt + 20 answer.
+    expect_prometheus(
+        &gw.envoy,
+        &[
+            r#"fg_tokens{tenant="acme",kind="input"} 2"#,
+            r#"fg_tokens{tenant="acme",kind="output"} 20"#,
+        ],
+    )
+    .await;
+}
+
 /// A gateway whose one slot shows whether it is given back: with a slot leaked, the
 /// next request would wait out the 2 s queue timeout and get 503.
 async fn one_slot_gateway(token_ms: u64) -> Gateway {
