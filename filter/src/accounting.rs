@@ -39,13 +39,6 @@ pub struct Reserved {
     pub strip_usage: bool,
 }
 
-impl Reserved {
-    /// The fair-scheduler cost charged at admission.
-    pub fn cost_estimate(&self, config: &TokensConfig) -> f64 {
-        config.cost(self.prompt_estimate, self.max_output)
-    }
-}
-
 /// What becomes of a request, once its body is read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BodyVerdict {
@@ -123,6 +116,15 @@ impl Accountant {
     /// `tokens` section, a token budget, or fair admission (whose cost is tokens).
     pub fn reads_bodies(&self, policy: &TenantPolicy, fair_admission: bool) -> bool {
         self.config.configured || policy.tokens.is_some() || fair_admission
+    }
+
+    /// The fair-scheduler cost charged when a request is admitted, before its body is
+    /// read: a prompt of a quarter of its `content-length` (an overestimate: JSON
+    /// syntax counts too) and an answer of `default_max_tokens`. Reconciled with
+    /// the real tokens when the request ends.
+    pub fn admission_estimate(&self, body_bytes: Option<u64>) -> f64 {
+        let prompt = body_bytes.map_or(0, crate::llm::estimate_tokens);
+        self.config.cost(prompt, self.config.default_max_tokens)
     }
 
     /// Reads the body of a request to `endpoint` and reserves its tokens.
@@ -315,7 +317,7 @@ mod tests {
             (10, 400, 410)
         );
         assert_eq!(body, None, "nothing to rewrite");
-        assert_eq!(reserved.cost_estimate(a.config()), 10.0 + 800.0);
+        assert_eq!(a.admission_estimate(Some(4000)), 1000.0 + 2.0 * 100.0);
         let observed = Observed {
             forwarded: true,
             usage: Some(Usage {

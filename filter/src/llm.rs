@@ -212,7 +212,7 @@ pub fn estimate_tokens(bytes: u64) -> u64 {
 /// The byte length of the text in a prompt value: strings count their bytes,
 /// arrays and objects the text they hold (chat `content` parts, tool schemas), a
 /// token id in a pre-tokenized prompt 4 bytes (one token).
-fn text_bytes(value: &Value) -> u64 {
+pub fn text_bytes(value: &Value) -> u64 {
     match value {
         Value::String(s) => s.len() as u64,
         Value::Number(_) => 4,

@@ -50,6 +50,8 @@ struct Controls {
     reset_after: Option<u64>,
     /// `x-mock-completion-tokens`: the answer's length, before the request's cap.
     completion_tokens: Option<u64>,
+    /// `x-mock-split-bytes`: send a stream this many bytes at a time.
+    split_bytes: Option<u64>,
     /// `x-mock-cached-tokens`: prompt tokens to report as cached.
     cached_tokens: u64,
 }
@@ -81,6 +83,7 @@ impl Controls {
             reset_after: number("x-mock-reset-after")?,
             completion_tokens: number("x-mock-completion-tokens")?,
             cached_tokens: number("x-mock-cached-tokens")?.unwrap_or(0),
+            split_bytes: number("x-mock-split-bytes")?,
         })
     }
 }
@@ -333,6 +336,7 @@ impl Server {
             include_usage: generate.include_usage,
             abort_after: controls.reset_after,
             token_ms: self.config.token_ms,
+            split_bytes: controls.split_bytes.map(|n| n as usize),
         };
         let mut response = Response::new(stream::body(plan, ticket, slot));
         let headers = response.headers_mut();

@@ -7,7 +7,9 @@
 //! `"choices": []` and `usage`; then `data: [DONE]`. The body owns the request's GPU
 //! slot and ticket: both go when the body ends or hyper drops it (the client went
 //! away). `x-mock-reset-after: K` makes the body fail after K token chunks, which
-//! makes hyper abort the connection mid-stream.
+//! makes hyper abort the connection mid-stream. `x-mock-split-bytes: N` sends the
+//! stream's bytes N at a time, a millisecond apart, so that events arrive cut at
+//! arbitrary places (a test of the reader on the other end).
 
 use std::io;
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub struct Plan {
     /// Fail the body after this many token chunks.
     pub abort_after: Option<u64>,
     pub token_ms: u64,
+    /// Send the bytes this many at a time.
+    pub split_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +55,28 @@ struct Stream {
     step: Step,
     ticket: Ticket,
     _slot: OwnedSemaphorePermit,
+    /// Bytes made but not yet sent (with `split_bytes`).
+    unsent: Bytes,
 }
 
 impl Stream {
+    /// The next piece to send: the next event, or with `split_bytes`, its next bytes.
+    async fn next_piece(&mut self) -> Option<io::Result<Bytes>> {
+        let Some(n) = self.plan.split_bytes.filter(|n| *n > 0) else {
+            return self.next().await;
+        };
+        if self.unsent.is_empty() {
+            match self.next().await? {
+                Ok(bytes) => self.unsent = bytes,
+                Err(e) => return Some(Err(e)),
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let piece = self.unsent.split_to(n.min(self.unsent.len()));
+        Some(Ok(piece))
+    }
+
     async fn next(&mut self) -> Option<io::Result<Bytes>> {
         let plan = &self.plan;
         let chunk = match self.step {
@@ -121,9 +144,10 @@ pub fn body(plan: Plan, ticket: Ticket, slot: OwnedSemaphorePermit) -> Body {
         step,
         ticket,
         _slot: slot,
+        unsent: Bytes::new(),
     };
     let chunks = futures_util::stream::unfold(stream, |mut stream| async move {
-        let chunk = stream.next().await?;
+        let chunk = stream.next_piece().await?;
         Some((chunk.map(Frame::data), stream))
     });
     StreamBody::new(chunks).boxed_unsync()

@@ -15,28 +15,8 @@
 //!   `max_completion_tokens`) and the length the test asked for; cut by a cap, the
 //!   answer ends with `finish_reason: "length"`, else `"stop"`.
 
-use serde_json::Value;
-
-/// Tokens in a text of `bytes` bytes: `max(1, ceil(bytes / 4))`.
-pub fn estimate(bytes: u64) -> u64 {
-    bytes.div_ceil(4).max(1)
-}
-
-/// The text bytes of a prompt field's value (see the module doc). A mirror of the
-/// filter's own, held to it by `tests/filter_estimate.rs`.
-pub fn text_bytes(value: &Value) -> u64 {
-    match value {
-        Value::String(s) => s.len() as u64,
-        Value::Number(_) => 4,
-        Value::Array(items) => items.iter().map(text_bytes).sum(),
-        Value::Object(fields) => fields
-            .iter()
-            .filter(|(key, _)| !matches!(key.as_str(), "role" | "type" | "name" | "id"))
-            .map(|(_, v)| text_bytes(v))
-            .sum(),
-        Value::Bool(_) | Value::Null => 0,
-    }
-}
+/// The prompt rule is the filter's own, used as is (see the module doc).
+pub use fairgate_filter::llm::{estimate_tokens as estimate, text_bytes};
 
 /// Why an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -143,6 +143,7 @@ impl EnvoyConfig {
     "listeners": [{{
       "name": "main",
       "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
+      "per_connection_buffer_limit_bytes": 4194304,
       "filter_chains": [{{"filters": [{{
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {{

@@ -494,7 +494,6 @@ struct FairgateHttp {
 struct Flow {
     tenant: Rc<str>,
     label: String,
-    decision: Decision,
     policy: TenantPolicy,
     endpoint: Endpoint,
     /// Set once the body is read and the tokens reserved.
@@ -623,8 +622,8 @@ impl FairgateHttp {
         Action::Pause
     }
 
-    /// The body of an accounted request is complete: reserve its tokens, then route
-    /// and admit it.
+    /// The body of an accounted (and admitted) request is complete: reserve its
+    /// tokens, or refuse it (the upstream, which has its headers, sees a reset).
     fn on_body(&mut self, shared: &Shared, body_size: usize) -> Action {
         let Some(flow) = self.flow.as_mut() else {
             return Action::Continue;
@@ -665,27 +664,15 @@ impl FairgateHttp {
                 if let Some(new_body) = rewritten {
                     let replaced =
                         hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body);
-                    if replaced.is_ok() {
-                        let _ = hostcalls::set_map_value(
-                            MapType::HttpRequestHeaders,
-                            "content-length",
-                            Some(&new_body.len().to_string()),
-                        );
-                    } else {
+                    if replaced.is_err() {
                         log(
                             LogLevel::Warn,
                             "fairgate: the request body could not be rewritten",
                         );
                     }
                 }
-                let cost = match shared.gate.try_borrow() {
-                    Ok(gate) => reserved.cost_estimate(gate.accountant().config()),
-                    Err(_) => REQUEST_COST,
-                };
                 flow.reserved = Some(reserved);
-                let (label, policy, decision) =
-                    (flow.label.clone(), flow.policy.clone(), flow.decision);
-                self.proceed(shared, &label, Some(policy), decision, cost)
+                Action::Continue
             }
         }
     }
@@ -797,17 +784,30 @@ impl HttpContext for FairgateHttp {
                     false => None,
                 };
                 if let (Some(endpoint), Some(policy)) = (endpoint, policy) {
+                    // The body is read on its way through, after the headers have gone
+                    // on (proxy-wasm cannot hold headers back while reading a body): it
+                    // may be rewritten, so the upstream gets it chunked.
+                    let body_bytes = HostHeaders
+                        .header("content-length")
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "content-length",
+                        None,
+                    );
+                    let cost = gate.accountant().admission_estimate(body_bytes);
+                    let policy = policy.clone();
                     self.flow = Some(Box::new(Flow {
                         tenant,
-                        label,
-                        decision,
+                        label: label.clone(),
                         policy: policy.clone(),
                         endpoint,
                         reserved: None,
                         answered_locally: false,
                         answer: Answer::Unread,
                     }));
-                    return Action::Pause;
+                    drop(gate);
+                    return self.proceed(&shared, &label, Some(policy), decision, cost);
                 }
                 let policy = match fair_admission || shared.routing.active {
                     true => policy.cloned(),

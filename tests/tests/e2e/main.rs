@@ -9,6 +9,7 @@ mod config;
 mod identity;
 mod metrics;
 mod sidecar;
+mod tokens;
 
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,12 @@ pub fn client() -> reqwest::Client {
 
 /// GET `url` with `headers`.
 pub async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = client.get(url);
+    send(client.get(url), headers).await
+}
+
+/// Sends `req` with `headers` added; reads the whole answer.
+pub async fn send(req: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Reply {
+    let mut req = req;
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
