@@ -3,7 +3,7 @@
 # programs, then the claims checked on its JSON summary (fairgate-loadgen check): with
 # fairgate on, globex and initech get their weight shares within 5 points; with
 # fairness off, hooli's flood visibly takes more than its share.
-#   DEMO_TEST_DURATION  seconds per run (default 12)
+#   DEMO_TEST_DURATION  seconds per run (default 15)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -23,7 +23,7 @@ export DEMO_PORT_GATEWAY=${ports[0]} DEMO_PORT_ADMIN=${ports[1]} DEMO_PORT_POOL_
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/fairgate-demo-test.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 start=$SECONDS
-if ! scripts/demo.sh --duration "${DEMO_TEST_DURATION:-12}" --no-wait --dev \
+if ! scripts/demo.sh --duration "${DEMO_TEST_DURATION:-15}" --no-wait --dev \
   --json "$OUT/summary.json" >"$OUT/demo.log" 2>&1 </dev/null; then
   cat "$OUT/demo.log"
   exit 1
