@@ -28,6 +28,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 5 ]] || { echo "--duration: whole seconds, at least 5" >&2; exit 2; }
+# A relative --json is relative to where the demo was started, not the repository.
+case $JSON in "" | /*) ;; *) JSON="$OLDPWD/$JSON" ;; esac
 
 GATEWAY_PORT=${DEMO_PORT_GATEWAY:-10000}
 ADMIN_PORT=${DEMO_PORT_ADMIN:-9901}
