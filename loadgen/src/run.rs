@@ -10,7 +10,7 @@
 //!   connections close, which is also how Envoy learns that a waiting client left.
 //!
 //! Display: on a terminal, a table redrawn in place once a second (cursor moved up
-//! with ANSI escapes) under a progress bar; otherwise (or with `--no-live`) a line
+//! with ANSI escapes, lines wider than the terminal cut) under a progress bar; otherwise (or with `--no-live`) a line
 //! every five seconds. The figures are over the time since the warm-up ended (or
 //! since the start, during it).
 
@@ -233,7 +233,9 @@ struct Screen {
 
 impl Screen {
     fn draw(&mut self, lines: &[String]) {
-        let mut out = String::new();
+        // Auto-wrap off while drawing: a line wider than the terminal is cut instead
+        // of taking two rows, so moving up by the line count lands on the first one.
+        let mut out = String::from("\x1b[?7l");
         if self.drawn > 0 {
             out.push_str(&format!("\x1b[{}A", self.drawn));
         }
@@ -250,6 +252,7 @@ impl Screen {
         if extra > 0 {
             out.push_str(&format!("\x1b[{extra}A"));
         }
+        out.push_str("\x1b[?7h");
         self.drawn = lines.len();
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(out.as_bytes());
