@@ -270,6 +270,31 @@ impl Pools {
         }
     }
 
+    /// The request of `context` has a better cost estimate now (its body was read):
+    /// its tenant is charged the difference at once, so that the scheduler does not
+    /// wait for the request's end to see it.
+    pub fn reestimate(&mut self, context: u32, cost: f64) {
+        let Some(ctx) = self.contexts.get(&context) else {
+            return;
+        };
+        let delta = cost - ctx.cost;
+        if ctx.state != State::Admitted || delta.abs() < 1.0 {
+            return;
+        }
+        let (pool, tenant) = (ctx.pool.clone(), ctx.tenant.clone());
+        match self.update(&pool, |p, _| p.charge(&tenant, delta)) {
+            Ok(_) => {
+                if let Some(ctx) = self.contexts.get_mut(&context) {
+                    ctx.cost = cost;
+                }
+            }
+            Err(e) => log(
+                LogLevel::Warn,
+                &format!("fairgate: re-estimating a request in {pool}: {e}"),
+            ),
+        }
+    }
+
     /// Whether `context` holds a slot (`Some(true)`), waits for one (`Some(false)`),
     /// or is not in any pool (`None`).
     pub fn holds_slot(&self, context: u32) -> Option<bool> {

@@ -671,7 +671,16 @@ impl FairgateHttp {
                         );
                     }
                 }
+                let estimate = match shared.gate.try_borrow() {
+                    Ok(gate) => gate
+                        .accountant()
+                        .config()
+                        .cost(reserved.prompt_estimate, reserved.max_output),
+                    Err(_) => REQUEST_COST,
+                };
                 flow.reserved = Some(reserved);
+                let context = self.context_id;
+                shared.with_pools(|pools, _| pools.reestimate(context, estimate));
                 Action::Continue
             }
         }
