@@ -525,6 +525,10 @@ impl Context for FairgateHttp {
         let Some(shared) = self.shared.clone() else {
             return true;
         };
+        if self.flow.is_none() && shared.pools.is_none() {
+            // Nothing to settle or release: no host call on this path.
+            return true;
+        }
         let now_ms = HostClock.now_ms();
         let actual_cost = self
             .flow
