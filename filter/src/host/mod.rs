@@ -7,12 +7,20 @@
 //! handled here, since a panic would kill the VM for every request on its worker.
 //!
 //! Host calls on the request path (a cached or header-mode tenant with a request
-//! budget): one header read per identity header, the clock, one shared-data read
-//! and one CAS write, one header write; with routing, one more header write; with
-//! fair admission, a pool read and CAS write at admission and again at the end
+//! budget): one header read per identity header, the clock, one header write; the
+//! budget's shared-data read and CAS write only when this VM's lease of the tenant's
+//! request tokens is spent (`budget::Leases`); with routing, one more header write;
+//! with fair admission, a pool read and CAS write at admission and again at the end
 //! (`admission`). Each costs about 2.5 µs of Envoy CPU in V8 (bench/README.md), so
 //! counters are kept in VM memory and flushed on the tick, and the sidecar's snapshot
 //! is read on the tick (`sidecar`), never per request.
+//!
+//! Token accounting (`Flow`) adds, for an OpenAI-compatible request with a body: the
+//! path and `content-length` read and the latter removed at the headers (they go on
+//! to the upstream once admitted: proxy-wasm cannot hold headers while a body is
+//! read), the body read once complete (and replaced when rewritten), the token
+//! bucket's CAS, and per answer chunk one read (and a write when a chunk changes);
+//! the settlement's CAS at the end.
 
 use std::cell::RefCell;
 use std::rc::Rc;
