@@ -92,6 +92,12 @@ impl Gate {
                 self.budgets
                     .ensure(store, BudgetKind::Requests, name, limit, now_ms)?;
             }
+            // Token buckets too: a key's first write has no CAS, and two workers
+            // creating one at once would each see it full.
+            if let Some(limit) = &policy.tokens {
+                self.budgets
+                    .ensure(store, BudgetKind::Tokens, name, limit, now_ms)?;
+            }
         }
         Ok(())
     }
@@ -430,6 +436,8 @@ mod tests {
     fn prepare_budgets_creates_a_full_bucket_for_every_limited_tenant() {
         let mut config = config_json();
         config["tenants"]["unmetered"] = json!({"weight": 1});
+        config["tenants"]["metered"] =
+            json!({"weight": 1, "tokens_per_minute": 600, "token_burst": 50});
         let gate = gate_for(&config);
         let store = MemoryStore::new();
         let now_ms = NOW_S * 1000;
@@ -456,6 +464,17 @@ mod tests {
             })
         );
         assert_eq!(state("unmetered"), None, "no limit, no bucket");
+        let tokens: Versioned = store
+            .get(&budgets.key(BudgetKind::Tokens, "metered"))
+            .unwrap();
+        assert_eq!(
+            tokens.and_then(|(bytes, _)| BucketState::decode(&bytes)),
+            Some(BucketState {
+                tokens: 50.0,
+                updated_ms: now_ms
+            }),
+            "token buckets are made at configure time too"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -236,6 +236,13 @@ impl SseScanner {
             self.done = true;
             return true;
         }
+        // Most events are a chunk of answer with no usage: told apart without a parse.
+        if !may_carry_usage(&data) {
+            if carries_text(&data) {
+                self.content_chunks += 1;
+            }
+            return true;
+        }
         let Ok(event) = serde_json::from_slice::<Event>(&data) else {
             return true;
         };
@@ -267,6 +274,54 @@ impl SseScanner {
         }
         true
     }
+}
+
+/// What follows the JSON key `"key":` in `data`, at each place it occurs (a key
+/// inside a string value would have its quotes escaped, so it is not found).
+fn values_of<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while from < data.len() {
+            let rest = &data[from..];
+            let at = rest.windows(key.len() + 2).position(|w| {
+                w[0] == b'"' && &w[1..=key.len()] == key && w[key.len() + 1] == b'"'
+            })?;
+            from += at + key.len() + 2;
+            let after = trim_start(&data[from..]);
+            if let Some(value) = after.strip_prefix(b":") {
+                return Some(trim_start(value));
+            }
+        }
+        None
+    })
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let n = bytes
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    &bytes[n..]
+}
+
+/// Whether an event may hold a usage object or be a Responses API event: those are
+/// parsed; every other event is an answer chunk whose usage is `null` or absent.
+fn may_carry_usage(data: &[u8]) -> bool {
+    values_of(data, b"usage").any(|v| v.first() == Some(&b'{'))
+        || values_of(data, b"type").next().is_some()
+        || values_of(data, b"response").next().is_some()
+}
+
+/// Whether an answer chunk carries text: a non-empty `content`, `text` or
+/// `reasoning_content` string, or `tool_calls`.
+fn carries_text(data: &[u8]) -> bool {
+    let non_empty = |key: &'static [u8]| {
+        values_of(data, key).any(|v| v.len() > 1 && v[0] == b'"' && v[1] != b'"')
+    };
+    non_empty(b"content")
+        || non_empty(b"text")
+        || non_empty(b"reasoning_content")
+        || values_of(data, b"tool_calls").any(|v| v.first() == Some(&b'['))
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -500,5 +555,54 @@ mod tests {
             Pass::Unchanged => panic!("the held bytes must be released"),
         }
         assert_eq!(scanner.feed(b"data: 1\n\n", false), Pass::Unchanged);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn answer_chunks_are_told_apart_without_a_parse_as_a_parse_would() {
+        let cases: [(&str, bool, bool); 9] = [
+            (
+                r#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#,
+                false,
+                true,
+            ),
+            (
+                r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+                false,
+                false,
+            ),
+            (
+                r#"{"choices" : [ {"delta" : {"content" : "x"} } ]}"#,
+                false,
+                true,
+            ),
+            (r#"{"choices":[{"text":"tok"}]}"#, false, true),
+            (
+                r#"{"choices":[{"delta":{"tool_calls":[{"id":"c"}]}}]}"#,
+                false,
+                true,
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":"say \"usage\": {1}"}}]}"#,
+                false,
+                true,
+            ),
+            (r#"{"choices":[],"usage":{"prompt_tokens":1}}"#, true, false),
+            (
+                r#"{"choices":[], "usage" :  {"prompt_tokens":1}}"#,
+                true,
+                false,
+            ),
+            (
+                r#"{"type":"response.output_text.delta","delta":"x"}"#,
+                true,
+                false,
+            ),
+        ];
+        for (data, parsed, text) in cases {
+            assert_eq!(may_carry_usage(data.as_bytes()), parsed, "{data}");
+            if !parsed {
+                assert_eq!(carries_text(data.as_bytes()), text, "{data}");
+            }
+        }
     }
 }

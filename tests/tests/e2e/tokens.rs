@@ -150,7 +150,24 @@ async fn a_token_budget_holds_real_tokens_in_json_and_streaming_mode() {
     let elapsed = start.elapsed().as_secs_f64();
     let (total, _) = used(&gw.mock, "acme");
     let allowed = 100.0 * elapsed + 600.0;
-    println!("{ok} served, {limited} limited; {total} real tokens of {allowed:.0} allowed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let charged = |kind: &str| {
+        prometheus_value(
+            &gw.envoy,
+            &format!(r#"fg_tokens{{tenant="acme",kind="{kind}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    let stats = gw.mock.stats();
+    let acme = &stats.tenants["acme"];
+    println!(
+        "{ok} served, {limited} limited; {total} real tokens of {allowed:.0} allowed; \
+         charged {} + {}, the model counted {} + {}",
+        charged("input"),
+        charged("output"),
+        acme.prompt_tokens,
+        acme.completion_tokens
+    );
     assert!(total as f64 <= allowed, "{total} tokens > {allowed:.0}");
     // Reservations held by the 8 clients at the end (8 × 50) are the most left unused.
     assert!(
@@ -158,8 +175,6 @@ async fn a_token_budget_holds_real_tokens_in_json_and_streaming_mode() {
         "{total} tokens: the budget was not used"
     );
     assert!(limited > 0, "the budget must have bound");
-    let stats = gw.mock.stats();
-    let acme = &stats.tenants["acme"];
     assert_eq!(acme.completed as u32, ok, "every 200 was a complete answer");
 }
 
