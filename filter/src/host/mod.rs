@@ -811,6 +811,13 @@ impl HttpContext for FairgateHttp {
                     let body_bytes = HostHeaders
                         .header("content-length")
                         .and_then(|v| v.trim().parse::<u64>().ok());
+                    let max_bytes = gate.accountant().config().max_body_bytes;
+                    if body_bytes.is_some_and(|n| n > max_bytes as u64) {
+                        // Refused before a byte of it is buffered.
+                        shared.count(Some(&label), Decision::TooLarge);
+                        send(&response::payload_too_large(max_bytes));
+                        return Action::Pause;
+                    }
                     let _ = hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,
                         "content-length",
