@@ -251,29 +251,53 @@ mod tests {
     use serde_json::json;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    fn accountant() -> Accountant {
-        let mut config = config_json();
-        config["tokens"] = json!({"default_max_tokens": 100, "min_clamp_tokens": 10});
-        let config = Config::from_json(config.to_string().as_bytes()).unwrap();
-        Accountant::new(config.tokens, "p:")
+    /// Tenant `acme` with `policy`, its own store, a clock standing at 0.
+    struct Tenant {
+        accountant: Accountant,
+        store: MemoryStore,
+        policy: TenantPolicy,
     }
 
-    fn budgeted(burst: f64, clamp: bool) -> TenantPolicy {
-        TenantPolicy {
-            tokens: Some(RateLimit {
-                per_second: 1.0,
-                burst,
-            }),
-            clamp_max_tokens: clamp,
-            ..weight_only(1.0)
+    impl Tenant {
+        fn new(policy: TenantPolicy) -> Self {
+            let mut config = config_json();
+            config["tokens"] = json!({"default_max_tokens": 100, "min_clamp_tokens": 10});
+            let config = Config::from_json(config.to_string().as_bytes()).unwrap();
+            Self {
+                accountant: Accountant::new(config.tokens, "p:"),
+                store: MemoryStore::new(),
+                policy,
+            }
         }
-    }
 
-    fn chat(max_tokens: u64, stream: bool) -> Vec<u8> {
-        json!({"messages": [{"role": "user", "content": "x".repeat(40)}],
-               "max_tokens": max_tokens, "stream": stream})
-        .to_string()
-        .into_bytes()
+        /// A token budget of `burst`, refilling 1 a second.
+        fn budgeted(burst: f64, clamp: bool) -> Self {
+            Self::new(TenantPolicy {
+                tokens: Some(RateLimit {
+                    per_second: 1.0,
+                    burst,
+                }),
+                clamp_max_tokens: clamp,
+                ..weight_only(1.0)
+            })
+        }
+
+        fn send(&self, endpoint: Endpoint, body: &[u8]) -> BodyVerdict {
+            let (a, store) = (&self.accountant, &self.store);
+            a.on_request_body("acme", &self.policy, endpoint, body, store, 0)
+        }
+
+        /// A chat request with a 10-token prompt.
+        fn chat(&self, max_tokens: u64, stream: bool) -> BodyVerdict {
+            let body = json!({"messages": [{"role": "user", "content": "x".repeat(40)}],
+                              "max_tokens": max_tokens, "stream": stream});
+            self.send(Endpoint::ChatCompletions, body.to_string().as_bytes())
+        }
+
+        fn settle(&self, reserved: &Reserved, observed: &Observed) -> Settled {
+            let (a, store) = (&self.accountant, &self.store);
+            a.settle("acme", &self.policy, reserved, observed, store, 0)
+        }
     }
 
     fn forwarded(v: BodyVerdict) -> (Reserved, Option<Vec<u8>>) {
@@ -296,18 +320,8 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_request_reserves_its_prompt_and_answer_and_settles_to_its_use() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let policy = budgeted(1000.0, false);
-        let v = a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(400, false),
-            &store,
-            0,
-        );
-        let (reserved, body) = forwarded(v);
+        let acme = Tenant::budgeted(1000.0, false);
+        let (reserved, body) = forwarded(acme.chat(400, false));
         assert_eq!(
             (
                 reserved.prompt_estimate,
@@ -317,6 +331,7 @@ mod tests {
             (10, 400, 410)
         );
         assert_eq!(body, None, "nothing to rewrite");
+        let a = &acme.accountant;
         assert_eq!(a.admission_estimate(Some(4000)), 1000.0 + 2.0 * 100.0);
         let observed = Observed {
             forwarded: true,
@@ -327,27 +342,14 @@ mod tests {
             }),
             delivered_chunks: 0,
         };
-        let settled = a.settle("acme", &policy, &reserved, &observed, &store, 0);
+        let settled = acme.settle(&reserved, &observed);
         assert_eq!(settled.charged.total(), 100);
         assert_eq!(settled.cost, 12.0 + 176.0);
         // 1000 - 100 left: 900 passes, 901 does not.
-        let v = a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::Embeddings,
-            json!({"input": "y".repeat(3596)}).to_string().as_bytes(),
-            &store,
-            0,
-        );
+        let embed = |text: String| json!({ "input": text }).to_string();
+        let v = acme.send(Endpoint::Embeddings, embed("y".repeat(3596)).as_bytes());
         assert_eq!(forwarded(v).0.taken, 899);
-        let v = a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::Embeddings,
-            json!({"input": "yyyyyyyy"}).to_string().as_bytes(),
-            &store,
-            0,
-        );
+        let v = acme.send(Endpoint::Embeddings, embed("y".repeat(8)).as_bytes());
         let (reply, decision) = rejected(v);
         assert_eq!((reply.status, decision), (429, Decision::RateLimited));
         assert!(reply
@@ -358,125 +360,53 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_clamped_request_gets_what_is_left() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let policy = budgeted(300.0, true);
-        let (r, _) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(200, false),
-            &store,
-            0,
-        ));
+        let acme = Tenant::budgeted(300.0, true);
+        let (r, _) = forwarded(acme.chat(200, false));
         assert_eq!((r.taken, r.clamped_to), (210, None));
         // 90 left: prompt 10 + 80 of answer.
-        let (r, body) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(200, false),
-            &store,
-            0,
-        ));
+        let (r, body) = forwarded(acme.chat(200, false));
         assert_eq!((r.taken, r.clamped_to, r.max_output), (90, Some(80), 80));
         let body: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
         assert_eq!(body["max_tokens"], 80);
         // Nothing left: refused, with the retry time for the least useful answer.
-        let (reply, _) = rejected(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(200, false),
-            &store,
-            0,
-        ));
+        let (reply, _) = rejected(acme.chat(200, false));
         assert_eq!(reply.status, 429);
         assert!(reply.body.contains("rate limit reached for tokens"));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_request_larger_than_the_burst_says_so() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let (reply, _) = rejected(a.on_request_body(
-            "acme",
-            &budgeted(100.0, false),
-            Endpoint::ChatCompletions,
-            &chat(4000, false),
-            &store,
-            0,
-        ));
+        let (reply, _) = rejected(Tenant::budgeted(100.0, false).chat(4000, false));
         assert_eq!(reply.status, 429);
         assert!(reply.body.contains("request too large"), "{}", reply.body);
         // With clamping it is served, shortened.
-        let (r, _) = forwarded(a.on_request_body(
-            "acme",
-            &budgeted(100.0, true),
-            Endpoint::ChatCompletions,
-            &chat(4000, false),
-            &store,
-            0,
-        ));
+        let (r, _) = forwarded(Tenant::budgeted(100.0, true).chat(4000, false));
         assert_eq!(r.clamped_to, Some(90));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn streams_are_asked_for_usage_unless_the_client_asked() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let policy = weight_only(1.0);
-        let (r, body) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(5, true),
-            &store,
-            0,
-        ));
+        let acme = Tenant::new(weight_only(1.0));
+        let (r, body) = forwarded(acme.chat(5, true));
         assert!(r.strip_usage);
         let body: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
         assert_eq!(body["stream_options"]["include_usage"], true);
         let asked = json!({"stream": true, "stream_options": {"include_usage": true}}).to_string();
-        let (r, body) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            asked.as_bytes(),
-            &store,
-            0,
-        ));
+        let (r, body) = forwarded(acme.send(Endpoint::ChatCompletions, asked.as_bytes()));
         assert!(!r.strip_usage && body.is_none());
         assert_eq!(r.taken, 0, "no token budget, nothing taken");
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn bad_and_oversized_bodies_are_refused() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let policy = budgeted(1000.0, false);
-        let (reply, d) = rejected(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::Completions,
-            b"{nope",
-            &store,
-            0,
-        ));
+        let acme = Tenant::budgeted(1000.0, false);
+        let (reply, d) = rejected(acme.send(Endpoint::Completions, b"{nope"));
         assert_eq!((reply.status, d), (400, Decision::BadRequest));
         let huge = vec![b' '; 1_000_001];
-        let (reply, d) =
-            rejected(a.on_request_body("acme", &policy, Endpoint::Completions, &huge, &store, 0));
+        let (reply, d) = rejected(acme.send(Endpoint::Completions, &huge));
         assert_eq!((reply.status, d), (413, Decision::TooLarge));
         // Nothing was taken by either.
-        let (r, _) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(990, false),
-            &store,
-            0,
-        ));
+        let (r, _) = forwarded(acme.chat(990, false));
         assert_eq!(r.taken, 1000);
     }
 
@@ -530,26 +460,10 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_request_that_never_reached_the_upstream_is_refunded_in_full() {
-        let a = accountant();
-        let store = MemoryStore::new();
-        let policy = budgeted(500.0, false);
-        let (r, _) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(490, false),
-            &store,
-            0,
-        ));
-        a.settle("acme", &policy, &r, &Observed::default(), &store, 0);
-        let (r, _) = forwarded(a.on_request_body(
-            "acme",
-            &policy,
-            Endpoint::ChatCompletions,
-            &chat(490, false),
-            &store,
-            0,
-        ));
+        let acme = Tenant::budgeted(500.0, false);
+        let (r, _) = forwarded(acme.chat(490, false));
+        acme.settle(&r, &Observed::default());
+        let (r, _) = forwarded(acme.chat(490, false));
         assert_eq!(r.taken, 500);
     }
 }

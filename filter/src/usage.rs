@@ -94,10 +94,11 @@ pub struct SseScanner {
     pub done: bool,
 }
 
+/// What is read of an event that may carry usage (the rest is told from its bytes).
 #[derive(Deserialize)]
 struct Event {
     #[serde(default)]
-    choices: Option<Vec<Choice>>,
+    choices: Option<Vec<serde::de::IgnoredAny>>,
     #[serde(default)]
     usage: Option<Value>,
     #[serde(default, rename = "type")]
@@ -107,36 +108,9 @@ struct Event {
 }
 
 #[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    delta: Option<Delta>,
-    /// Completions streams carry `text` directly.
-    #[serde(default)]
-    text: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<Value>,
-    #[serde(default)]
-    tool_calls: Option<Value>,
-}
-
-#[derive(Deserialize)]
 struct ResponseObject {
     #[serde(default)]
     usage: Option<Value>,
-}
-
-fn non_empty(v: &Option<Value>) -> bool {
-    match v {
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Null) | None => false,
-        Some(_) => true,
-    }
 }
 
 impl SseScanner {
@@ -250,24 +224,18 @@ impl SseScanner {
         if let Some(r) = &event.response {
             usage = usage.or_else(|| r.usage.as_ref().and_then(Usage::from_value));
         }
-        let choices = event.choices.as_deref().unwrap_or_default();
-        let carries_text = choices.iter().any(|c| {
-            non_empty(&c.text)
-                || c.delta.as_ref().is_some_and(|d| {
-                    non_empty(&d.content)
-                        || non_empty(&d.reasoning_content)
-                        || non_empty(&d.tool_calls)
-                })
-        }) || event
-            .kind
-            .as_deref()
-            .is_some_and(|k| k.ends_with(".delta") && k.starts_with("response.output"));
-        if carries_text {
+        // A Responses event says by its type whether it is answer text.
+        let text = match event.kind.as_deref() {
+            Some(k) => k.starts_with("response.output") && k.ends_with(".delta"),
+            None => carries_text(&data),
+        };
+        if text {
             self.content_chunks += 1;
         }
         if let Some(u) = usage {
             self.usage = Some(u);
-            let usage_only = event.choices.is_some() && choices.is_empty() && event.kind.is_none();
+            let no_choices = event.choices.as_ref().is_some_and(Vec::is_empty);
+            let usage_only = no_choices && event.kind.is_none();
             if self.strip_usage && usage_only {
                 return false;
             }

@@ -136,12 +136,7 @@ impl Scenario {
     /// Parses and validates the TOML text of a scenario; `base` is the folder that
     /// relative key paths start from.
     pub fn parse(text: &str, base: &Path) -> Result<Scenario, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, String::new(), e))?;
-        let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            toml_error(text, path, e.into_inner())
-        })?;
+        let raw: RawScenario = fairgate_wire::from_toml(text)?;
         validate(raw, base)
     }
 
@@ -165,22 +160,6 @@ impl Scenario {
 
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name == name)
-    }
-}
-
-/// A TOML error as `path: reason (line N)`, without the source snippet toml draws.
-fn toml_error(text: &str, path: String, e: toml::de::Error) -> ConfigError {
-    let line = e.span().map(|span| {
-        text.bytes()
-            .take(span.start)
-            .filter(|b| *b == b'\n')
-            .count()
-            + 1
-    });
-    let message = e.message().trim_end();
-    match line {
-        Some(line) => ConfigError::new(path, format!("{message} (line {line})")),
-        None => ConfigError::new(path, message),
     }
 }
 

@@ -207,30 +207,9 @@ fn default_queue_limit() -> u32 {
 impl Config {
     /// Parses and validates the TOML text of a config file, with the flags applied.
     pub fn parse(text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, String::new(), e))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            toml_error(text, path, e.into_inner())
-        })?;
+        let raw: RawConfig = fairgate_wire::from_toml(text)?;
         validate(raw, overrides)
     }
-}
-
-/// A TOML error as `path: reason (line N)`, without the source snippet toml would draw.
-fn toml_error(text: &str, path: String, e: toml::de::Error) -> ConfigError {
-    let line = e.span().map(|span| {
-        text.bytes()
-            .take(span.start)
-            .filter(|b| *b == b'\n')
-            .count()
-            + 1
-    });
-    let reason = match line {
-        Some(line) => format!("{} (line {line})", e.message().trim_end()),
-        None => e.message().trim_end().to_string(),
-    };
-    ConfigError::new(path, reason)
 }
 
 fn validate(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError> {

@@ -106,3 +106,30 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Parses a TOML config file into `T`; an error names the field path and the line,
+/// `path: reason (line N)`, without the source snippet toml would draw.
+#[cfg(feature = "toml")]
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let error = |path: String, e: toml::de::Error| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => {
+                let line = text
+                    .bytes()
+                    .take(span.start)
+                    .filter(|b| *b == b'\n')
+                    .count()
+                    + 1;
+                ConfigError::new(path, format!("{message} (line {line})"))
+            }
+            None => ConfigError::new(path, message),
+        }
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| error(String::new(), e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        error(path, e.into_inner())
+    })
+}

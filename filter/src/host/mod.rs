@@ -504,6 +504,8 @@ struct Flow {
     label: String,
     policy: TenantPolicy,
     endpoint: Endpoint,
+    /// `tokens.max_body_bytes`: a body growing past it is refused as it arrives.
+    max_bytes: usize,
     /// Set once the body is read and the tokens reserved.
     reserved: Option<Reserved>,
     /// fairgate answered it (a refusal after the body was read, or at admission).
@@ -830,6 +832,7 @@ impl HttpContext for FairgateHttp {
                         label: label.clone(),
                         policy: policy.clone(),
                         endpoint,
+                        max_bytes,
                         reserved: None,
                         answered_locally: false,
                         answer: Answer::Unread,
@@ -873,14 +876,10 @@ impl HttpContext for FairgateHttp {
         if flow.reserved.is_some() || flow.answered_locally {
             return Action::Continue;
         }
-        let max_bytes = shared
-            .gate
-            .try_borrow()
-            .map_or(usize::MAX, |g| g.accountant().config().max_body_bytes);
-        if body_size > max_bytes {
+        if body_size > flow.max_bytes {
             flow.answered_locally = true;
             shared.count(Some(&flow.label), Decision::TooLarge);
-            send(&response::payload_too_large(max_bytes));
+            send(&response::payload_too_large(flow.max_bytes));
             return Action::Pause;
         }
         if !end_of_stream {
