@@ -48,6 +48,7 @@ base_capacity = 10
 "#;
 
 const POLL_MS: u64 = 200;
+const FRESH: &str = "sidecar headroom is fresh";
 const STALE_MS: u64 = 1000;
 
 fn plugin_config(shared: &[&str], pool: Option<Value>) -> String {
@@ -68,6 +69,31 @@ fn plugin_config(shared: &[&str], pool: Option<Value>) -> String {
         cfg["pool"] = p;
     }
     cfg.to_string()
+}
+
+/// Waits until `vms` distinct Envoy threads (each worker's VM, and the main
+/// thread's) have logged `line`. The Prometheus gauges show only the first VM that
+/// applied a snapshot; each VM applies it on its own 100 ms tick, which a loaded
+/// machine delays, so a test that asserts what every worker enforces waits for all.
+async fn wait_for_every_vm(envoy: &Envoy, line: &str, vms: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = envoy.log();
+        let threads: std::collections::HashSet<&str> = log
+            .lines()
+            .filter(|l| l.contains(line))
+            .filter_map(|l| l.split("][").nth(1))
+            .collect();
+        if threads.len() >= vms {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {vms} VMs logged {line:?}:\n{log}",
+            threads.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,10 +150,7 @@ async fn live_capacity_caps_the_pool_and_a_stale_snapshot_falls_back_to_the_conf
         ],
     )
     .await;
-    // The gauges show the first VM that applied the snapshot; each VM applies it on
-    // its own 100 ms tick, so give every worker a few ticks (a loaded CI machine
-    // delays them) before asserting the cap they all enforce.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_every_vm(&envoy, FRESH, 3).await;
     let burst = |tenant: &'static str| {
         let url = envoy.url("/");
         async move {
@@ -154,10 +177,7 @@ async fn live_capacity_caps_the_pool_and_a_stale_snapshot_falls_back_to_the_conf
     sidecar.stop();
     tokio::time::sleep(Duration::from_millis(STALE_MS + 500)).await;
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 0"]).await;
-    assert!(
-        envoy.log().contains("sidecar headroom is stale"),
-        "no log line for stale"
-    );
+    wait_for_every_vm(&envoy, "sidecar headroom is stale", 3).await;
     burst("globex").await;
     let load = upstream.load();
     assert_eq!(
@@ -184,6 +204,7 @@ async fn requests_go_to_the_pinned_cluster_or_the_shared_cluster_with_most_headr
             .upstream("acme_dedicated", dedicated.addr),
     );
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 1"]).await;
+    wait_for_every_vm(&envoy, FRESH, 3).await;
     let client = client();
     for _ in 0..4 {
         // Clients cannot pick a cluster: the filter's choice replaces theirs.
@@ -369,6 +390,7 @@ async fn capacity_follows_headroom() {
         }
     };
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 1"]).await;
+    wait_for_every_vm(&envoy, FRESH, 3).await;
     // Idle pool_a (0 .. 5 s): capacity 9.
     tokio::time::sleep(Duration::from_secs_f64((2.0 - since(epoch)).max(0.0))).await;
     assert!(since(epoch) < 3.5, "too late for the idle phase");
