@@ -7,6 +7,7 @@
 //! `fairgate: ` and refuses the whole configuration.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde::Deserialize;
 
@@ -386,13 +387,14 @@ pub struct ResolvedTenant<'a> {
     pub policy: &'a TenantPolicy,
     /// The name metrics are labelled with: the tenant itself when it is configured,
     /// else the default policy's name (so unlisted tenants cannot grow the stats).
-    pub label: &'a str,
+    /// Shared with the config, so that a request's label costs no allocation.
+    pub label: &'a Rc<str>,
 }
 
 /// The configured tenants and the policy for authenticated tenants not listed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tenants {
-    pub by_name: BTreeMap<String, TenantPolicy>,
+    pub by_name: BTreeMap<Rc<str>, TenantPolicy>,
     /// Names an entry of `by_name` (checked at load).
     pub default_tenant: Option<String>,
 }
@@ -421,11 +423,8 @@ impl Tenants {
             });
         }
         let name = self.default_tenant.as_deref()?;
-        let policy = self.by_name.get(name)?;
-        Some(ResolvedTenant {
-            policy,
-            label: name,
-        })
+        let (label, policy) = self.by_name.get_key_value(name)?;
+        Some(ResolvedTenant { policy, label })
     }
 }
 
@@ -452,10 +451,10 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
             let policy = validate_tenant(&path, tenant)?;
-            tenants.insert(name, policy);
+            tenants.insert(Rc::from(name), policy);
         }
         if let Some(default) = &raw.default_tenant {
-            if !tenants.contains_key(default) {
+            if !tenants.contains_key(default.as_str()) {
                 return Err(ConfigError::new(
                     "default_tenant",
                     format!("names no tenant in `tenants`: {default:?}"),
@@ -1427,7 +1426,7 @@ mod tests {
     fn a_configured_tenant_resolves_to_its_own_policy_and_label() {
         let tenants = tenants();
         let resolved = tenants.resolve_tenant("acme").unwrap();
-        assert_eq!(resolved.label, "acme");
+        assert_eq!(&**resolved.label, "acme");
         assert_eq!(resolved.policy, &tenants.by_name["acme"]);
         assert_eq!(resolved.policy.weight, 4.0);
     }
@@ -1436,7 +1435,7 @@ mod tests {
     fn an_unlisted_tenant_resolves_to_the_default_policy_under_the_default_label() {
         let tenants = tenants();
         let resolved = tenants.resolve_tenant("zeta").unwrap();
-        assert_eq!(resolved.label, "free");
+        assert_eq!(&**resolved.label, "free");
         assert_eq!(resolved.policy, &tenants.by_name["free"]);
     }
 

@@ -93,7 +93,7 @@ pub fn reservations(tenants: &Tenants, cluster: &str, shared: bool) -> Vec<Reser
             let slots = policy.min_concurrency.filter(|m| *m > 0)?;
             let here = policy.cluster.as_deref().map_or(shared, |c| c == cluster);
             here.then(|| Reservation {
-                tenant: name.clone(),
+                tenant: name.to_string(),
                 slots,
             })
         })
@@ -1776,9 +1776,9 @@ mod tests {
         };
         let tenants = Tenants {
             by_name: BTreeMap::from([
-                ("acme".to_string(), pinned),
-                ("beta".to_string(), roaming),
-                ("free".to_string(), policy(1.0)),
+                ("acme".into(), pinned),
+                ("beta".into(), roaming),
+                ("free".into(), policy(1.0)),
             ]),
             default_tenant: None,
         };

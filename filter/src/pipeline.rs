@@ -26,7 +26,7 @@ pub enum Verdict {
     Forward {
         tenant: Rc<str>,
         /// The metrics label (the default policy's name for unlisted tenants).
-        label: String,
+        label: Rc<str>,
         decision: Decision,
         /// Set when a budget could not be consulted: the request is let through.
         store_error: Option<StoreError>,
@@ -34,7 +34,7 @@ pub enum Verdict {
     /// Answer it here.
     Reject {
         reply: LocalReply,
-        label: Option<String>,
+        label: Option<Rc<str>>,
         decision: Decision,
     },
 }
@@ -157,7 +157,7 @@ impl Gate {
                 decision: Decision::UnknownTenant,
             };
         };
-        let label = resolved.label.to_string();
+        let label = resolved.label.clone();
         let mut store_error = None;
         if let Some(limit) = resolved.policy.requests.as_ref() {
             if self.leases.take(&tenant, now_ms) {
@@ -241,7 +241,7 @@ mod tests {
         Headers::bearer(&Mint::new("HS256", tenant).sign())
     }
 
-    fn rejection(verdict: Verdict) -> (LocalReply, Option<String>, Decision) {
+    fn rejection(verdict: Verdict) -> (LocalReply, Option<Rc<str>>, Decision) {
         match verdict {
             Verdict::Reject {
                 reply,

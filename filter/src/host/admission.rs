@@ -133,7 +133,7 @@ impl Pools {
                 None => shared_pools.clone(),
             };
             for pool in pools {
-                members.entry(pool).or_default().push(name.clone());
+                members.entry(pool).or_default().push(name.to_string());
             }
         }
         for pool in &shared_pools {

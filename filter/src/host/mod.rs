@@ -501,7 +501,7 @@ struct FairgateHttp {
 /// A request on the token-accounting path: from its headers to its end.
 struct Flow {
     tenant: Rc<str>,
-    label: String,
+    label: Rc<str>,
     policy: TenantPolicy,
     endpoint: Endpoint,
     /// `tokens.max_body_bytes`: a body growing past it is refused as it arrives.
