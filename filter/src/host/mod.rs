@@ -11,9 +11,10 @@
 //! budget's shared-data read and CAS write only when this VM's lease of the tenant's
 //! request tokens is spent (`budget::Leases`); with routing, one more header write;
 //! with fair admission, a pool read and CAS write at admission and again at the end
-//! (`admission`). Each costs about 2.5 µs of Envoy CPU in V8 (bench/README.md), so
-//! counters are kept in VM memory and flushed on the tick, and the sidecar's snapshot
-//! is read on the tick (`sidecar`), never per request.
+//! (`admission`). Each call, and each pass through the module's code, costs Envoy CPU
+//! per request (bench/README.md), so counters are kept in VM memory and flushed on
+//! the tick, and the sidecar's snapshot is read on the tick (`sidecar`), never per
+//! request.
 //!
 //! Token accounting (`Flow`) adds, for an OpenAI-compatible request with a body: the
 //! path and `content-length` read and the latter removed at the headers (they go on

@@ -49,6 +49,7 @@ base_capacity = 10
 
 const POLL_MS: u64 = 200;
 const FRESH: &str = "sidecar headroom is fresh";
+const STALE: &str = "sidecar headroom is stale";
 const STALE_MS: u64 = 1000;
 
 fn plugin_config(shared: &[&str], pool: Option<Value>) -> String {
@@ -71,11 +72,12 @@ fn plugin_config(shared: &[&str], pool: Option<Value>) -> String {
     cfg.to_string()
 }
 
-/// Waits until `vms` distinct Envoy threads (each worker's VM, and the main
-/// thread's) have logged `line`. The Prometheus gauges show only the first VM that
+/// Waits until the VMs of Envoy's `workers` and of its main thread, each on a
+/// thread of its own, have all logged `line`. The Prometheus gauges show only the first VM that
 /// applied a snapshot; each VM applies it on its own 100 ms tick, which a loaded
 /// machine delays, so a test that asserts what every worker enforces waits for all.
-async fn wait_for_every_vm(envoy: &Envoy, line: &str, vms: usize) {
+async fn wait_for_every_vm(envoy: &Envoy, line: &str, workers: usize) {
+    let vms = workers + 1;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = envoy.log();
@@ -150,7 +152,7 @@ async fn live_capacity_caps_the_pool_and_a_stale_snapshot_falls_back_to_the_conf
         ],
     )
     .await;
-    wait_for_every_vm(&envoy, FRESH, 3).await;
+    wait_for_every_vm(&envoy, FRESH, 2).await;
     let burst = |tenant: &'static str| {
         let url = envoy.url("/");
         async move {
@@ -177,7 +179,7 @@ async fn live_capacity_caps_the_pool_and_a_stale_snapshot_falls_back_to_the_conf
     sidecar.stop();
     tokio::time::sleep(Duration::from_millis(STALE_MS + 500)).await;
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 0"]).await;
-    wait_for_every_vm(&envoy, "sidecar headroom is stale", 3).await;
+    wait_for_every_vm(&envoy, STALE, 2).await;
     burst("globex").await;
     let load = upstream.load();
     assert_eq!(
@@ -204,7 +206,7 @@ async fn requests_go_to_the_pinned_cluster_or_the_shared_cluster_with_most_headr
             .upstream("acme_dedicated", dedicated.addr),
     );
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 1"]).await;
-    wait_for_every_vm(&envoy, FRESH, 3).await;
+    wait_for_every_vm(&envoy, FRESH, 2).await;
     let client = client();
     for _ in 0..4 {
         // Clients cannot pick a cluster: the filter's choice replaces theirs.
@@ -390,7 +392,7 @@ async fn capacity_follows_headroom() {
         }
     };
     expect_prometheus(&envoy, &["fg_sidecar_fresh{} 1"]).await;
-    wait_for_every_vm(&envoy, FRESH, 3).await;
+    wait_for_every_vm(&envoy, FRESH, 2).await;
     // Idle pool_a (0 .. 5 s): capacity 9.
     tokio::time::sleep(Duration::from_secs_f64((2.0 - since(epoch)).max(0.0))).await;
     assert!(since(epoch) < 3.5, "too late for the idle phase");
