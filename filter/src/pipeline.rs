@@ -135,8 +135,10 @@ impl Gate {
         store: &dyn SharedStore,
         clock: &impl Clock,
     ) -> Verdict {
-        let now_ms = clock.now_ms();
-        let tenant = match self.identifier.identify(headers, now_ms / 1000) {
+        // Identity and a lease need no more than a recent reading; the shared
+        // bucket, when it is reached, gets the clock's own.
+        let recent_ms = clock.recent_ms();
+        let tenant = match self.identifier.identify(headers, recent_ms / 1000) {
             Ok(tenant) => tenant,
             Err(e) => {
                 let reply = match e {
@@ -160,7 +162,7 @@ impl Gate {
         let label = resolved.label.clone();
         let mut store_error = None;
         if let Some(limit) = resolved.policy.requests.as_ref() {
-            if self.leases.take(&tenant, now_ms) {
+            if self.leases.take(&tenant, recent_ms) {
                 return Verdict::Forward {
                     tenant,
                     label,
@@ -169,6 +171,7 @@ impl Gate {
                 };
             }
             let lease = lease_size(limit);
+            let now_ms = clock.now_ms();
             match self.budgets.take_up_to(
                 store,
                 BudgetKind::Requests,
@@ -220,6 +223,7 @@ mod tests {
     use crate::store::{MemoryStore, Versioned};
     use crate::testkit::{self, config_json, header, Headers, Mint, NOW_S};
     use serde_json::{json, Value};
+    use std::cell::Cell;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     const PREFIX: &str = "fairgate:test:";
@@ -411,6 +415,64 @@ mod tests {
         assert!(!is_forwarded(
             &gate.on_request_headers(&acme, &store, &clock)
         ));
+    }
+
+    /// A clock like the filter's: each reading is kept as the recent one; counts
+    /// the readings, each of which is a host call in the filter.
+    struct CountingClock {
+        inner: ManualClock,
+        recent: Cell<u64>,
+        readings: Cell<u32>,
+    }
+
+    impl Clock for CountingClock {
+        fn now_ms(&self) -> u64 {
+            self.readings.set(self.readings.get() + 1);
+            self.recent.set(self.inner.now_ms());
+            self.recent.get()
+        }
+
+        fn recent_ms(&self) -> u64 {
+            self.recent.get()
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_on_a_leased_budget_reads_no_clock() {
+        let mut config = config_json();
+        // 1000/s: a lease of 32 requests (50 ms of the rate, at most 32).
+        config["tenants"]["acme"] =
+            json!({"weight": 1, "requests_per_second": 1000, "request_burst": 1000});
+        let mut gate = gate_for(&config);
+        let store = MemoryStore::new();
+        let clock = CountingClock {
+            inner: clock(),
+            recent: Cell::new(NOW_S * 1000),
+            readings: Cell::new(0),
+        };
+        let acme = request_of("acme");
+        assert!(is_forwarded(
+            &gate.on_request_headers(&acme, &store, &clock)
+        ));
+        assert_eq!(
+            clock.readings.get(),
+            1,
+            "the shared bucket is read at `now_ms`"
+        );
+        for _ in 0..32 {
+            assert!(is_forwarded(
+                &gate.on_request_headers(&acme, &store, &clock)
+            ));
+        }
+        assert_eq!(clock.readings.get(), 1, "32 requests served from the lease");
+        assert!(is_forwarded(
+            &gate.on_request_headers(&acme, &store, &clock)
+        ));
+        assert_eq!(
+            clock.readings.get(),
+            2,
+            "the lease spent, back to the bucket"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

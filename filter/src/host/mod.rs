@@ -23,7 +23,7 @@
 //! bucket's CAS, and per answer chunk one read (and a write when a chunk changes);
 //! the settlement's CAS at the end.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -64,14 +64,31 @@ fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
+/// Envoy's clock. Every reading is kept as this VM's recent time, which the tick
+/// (every `TICK_PERIOD`) and each request that reaches a shared bucket renew: a
+/// request on a leased budget reads no clock of its own (a host call saved).
 struct HostClock;
+
+thread_local! {
+    /// The last reading of this VM (one wasm instance, one thread); 0 before the first.
+    static RECENT_MS: Cell<u64> = const { Cell::new(0) };
+}
 
 impl Clock for HostClock {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
+        let now_ms = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64)
+            .map_or(0, |d| d.as_millis() as u64);
+        RECENT_MS.with(|recent| recent.set(now_ms));
+        now_ms
+    }
+
+    fn recent_ms(&self) -> u64 {
+        match RECENT_MS.with(Cell::get) {
+            0 => self.now_ms(),
+            recent => recent,
+        }
     }
 }
 
@@ -105,7 +122,11 @@ impl RequestHeaders for HostHeaders {
     fn header(&self, name: &str) -> Option<String> {
         // The bytes variant: the SDK's string variant panics on non-UTF-8 values.
         match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
-            Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            // Valid UTF-8 (every real token) keeps its buffer: no second copy.
+            Ok(Some(bytes)) => Some(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
             _ => None,
         }
     }
