@@ -8,6 +8,7 @@ mod budgets;
 mod config;
 mod identity;
 mod metrics;
+mod module;
 mod sidecar;
 mod tokens;
 

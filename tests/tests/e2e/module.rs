@@ -1,0 +1,75 @@
+//! The module Envoy loads: which callbacks it exports. Envoy enters the VM for every
+//! exported callback on every request, so fairgate exports none it does not use
+//! (vendor/proxy-wasm/FAIRGATE.md); an SDK update that brought them back would cost
+//! every request two VM entries, and this test says so.
+
+use fairgate_e2e::envoy::filter_wasm;
+
+/// The names in a wasm module's export section.
+fn exports(module: &[u8]) -> Vec<String> {
+    fn leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return value;
+            }
+            shift += 7;
+        }
+    }
+    assert_eq!(&module[..4], b"\0asm", "not a wasm module");
+    let mut at = 8;
+    let mut names = Vec::new();
+    while at < module.len() {
+        let id = module[at];
+        at += 1;
+        let size = leb(module, &mut at);
+        let end = at + size;
+        if id == 7 {
+            let mut p = at;
+            for _ in 0..leb(module, &mut p) {
+                let len = leb(module, &mut p);
+                names.push(String::from_utf8_lossy(&module[p..p + len]).into_owned());
+                p += len;
+                p += 1; // kind
+                leb(module, &mut p); // index
+            }
+        }
+        at = end;
+    }
+    names
+}
+
+#[test]
+fn the_module_exports_the_callbacks_it_uses_and_not_on_log_or_on_delete() {
+    let module = std::fs::read(filter_wasm()).expect("the filter module");
+    let exports = exports(&module);
+    for needed in [
+        "proxy_abi_version_0_2_1",
+        "proxy_on_context_create",
+        "proxy_on_configure",
+        "proxy_on_request_headers",
+        "proxy_on_request_body",
+        "proxy_on_response_headers",
+        "proxy_on_response_body",
+        "proxy_on_done",
+        "proxy_on_tick",
+        "proxy_on_queue_ready",
+        "proxy_on_http_call_response",
+        "proxy_on_memory_allocate",
+    ] {
+        assert!(
+            exports.iter().any(|e| e == needed),
+            "{needed} missing from {exports:?}"
+        );
+    }
+    for dropped in ["proxy_on_log", "proxy_on_delete"] {
+        assert!(
+            !exports.iter().any(|e| e == dropped),
+            "{dropped} is exported again: Envoy would enter the VM for it on every request \
+             (vendor/proxy-wasm/FAIRGATE.md)"
+        );
+    }
+}
