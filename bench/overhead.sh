@@ -174,7 +174,7 @@ EOF
     fi
 }
 
-native_filters() {
+native_filters() { # per-tenant (a local_ratelimit bucket per tenant) | global (one bucket)
     cat <<EOF
           - name: envoy.filters.http.jwt_authn
             typed_config:

@@ -7,9 +7,10 @@
 //! handled here, since a panic would kill the VM for every request on its worker.
 //!
 //! Host calls on the request path (a cached or header-mode tenant with a request
-//! budget): one header read per identity header, the clock, one header write; the
-//! budget's shared-data read and CAS write only when this VM's lease of the tenant's
-//! request tokens is spent (`budget::Leases`); with routing, one more header write;
+//! budget): one header read per identity header and one header write; the clock and
+//! the budget's shared-data read and CAS write only when this VM's lease of the
+//! tenant's request tokens is spent (`budget::Leases`; identity and the lease use the
+//! VM's recent time, `HostClock::recent_ms`); with routing, one more header write;
 //! with fair admission, a pool read and CAS write at admission and again at the end
 //! (`admission`). Each call, and each pass through the module's code, costs Envoy CPU
 //! per request (bench/README.md), so counters are kept in VM memory and flushed on
