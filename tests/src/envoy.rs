@@ -68,6 +68,19 @@ pub struct EnvoyConfig {
     pub clusters: Vec<Cluster>,
     /// Route by this request header's value (`cluster_header`) instead.
     pub cluster_header: Option<String>,
+    /// More listeners, each with its own fairgate filter in the same VM (`vm_id`).
+    pub more_listeners: Vec<Listener>,
+}
+
+/// A listener with a fairgate filter of its own: another plugin (root context) in the
+/// VM of the main listener's filter, told apart by `root_id` or `name`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    /// The filter's `name` and `root_id`.
+    pub plugin_name: String,
+    pub root_id: String,
+    pub plugin_config: String,
 }
 
 impl EnvoyConfig {
@@ -77,6 +90,7 @@ impl EnvoyConfig {
             concurrency: 1,
             clusters: Vec::new(),
             cluster_header: None,
+            more_listeners: Vec::new(),
         }
     }
 
@@ -95,6 +109,23 @@ impl EnvoyConfig {
         self.clusters.push(Cluster {
             name: name.to_string(),
             addr,
+        });
+        self
+    }
+
+    /// Adds a listener (`Envoy::url_on`) whose fairgate filter shares the main one's VM.
+    pub fn listener(
+        mut self,
+        name: &str,
+        plugin_name: &str,
+        root_id: &str,
+        plugin_config: &str,
+    ) -> Self {
+        self.more_listeners.push(Listener {
+            name: name.to_string(),
+            plugin_name: plugin_name.to_string(),
+            root_id: root_id.to_string(),
+            plugin_config: plugin_config.to_string(),
         });
         self
     }
@@ -133,6 +164,25 @@ impl EnvoyConfig {
             .map(|(name, regex)| format!(r#"{{"tag_name": {name:?}, "regex": {regex:?}}}"#))
             .collect::<Vec<_>>()
             .join(",");
+        let mut listeners = listener(
+            &action,
+            "main",
+            "fairgate",
+            "fairgate",
+            &self.plugin_config,
+            &wasm,
+        );
+        for l in &self.more_listeners {
+            listeners.push(',');
+            listeners.push_str(&listener(
+                &action,
+                &l.name,
+                &l.plugin_name,
+                &l.root_id,
+                &l.plugin_config,
+                &wasm,
+            ));
+        }
         format!(
             r#"{{
   "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}}}},
@@ -140,15 +190,34 @@ impl EnvoyConfig {
     "histogram_bucket_settings": [{{"match": {{"prefix": "wasmcustom.fg_wakeup_us"}},
       "buckets": [10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 100000]}}]}},
   "static_resources": {{
-    "listeners": [{{
-      "name": "main",
+    "listeners": [{listeners}],
+    "clusters": [{clusters}]
+  }}
+}}"#,
+        )
+    }
+}
+
+/// One listener with the fairgate filter (in the VM `fairgate`) before the router.
+fn listener(
+    action: &str,
+    name: &str,
+    plugin_name: &str,
+    root_id: &str,
+    plugin: &str,
+    wasm: &Path,
+) -> String {
+    let wasm = wasm.display().to_string();
+    format!(
+        r#"{{
+      "name": {name:?},
       "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
       "per_connection_buffer_limit_bytes": 4194304,
       "filter_chains": [{{"filters": [{{
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {{
           "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-          "stat_prefix": "main",
+          "stat_prefix": {name:?},
           "max_request_headers_kb": 96,
           "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
             "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
@@ -157,7 +226,7 @@ impl EnvoyConfig {
               "typed_config": {{
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
                 "config": {{
-                  "name": "fairgate", "root_id": "fairgate",
+                  "name": {plugin_name:?}, "root_id": {root_id:?},
                   "failure_policy": "FAIL_CLOSED",
                   "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
                   "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
@@ -166,14 +235,8 @@ impl EnvoyConfig {
             {{"name": "envoy.filters.http.router",
               "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}
           ]}}}}]}}]
-    }}],
-    "clusters": [{clusters}]
-  }}
-}}"#,
-            plugin = self.plugin_config,
-            wasm = wasm.display().to_string(),
-        )
-    }
+    }}"#
+    )
 }
 
 /// A running Envoy; killed when dropped.
@@ -299,7 +362,7 @@ impl Envoy {
             {
                 self.admin = admin;
                 if admin_get(admin, "/ready").is_some_and(|b| b.trim() == "LIVE") {
-                    if let Some(listener) = listener_address(admin) {
+                    if let Some(listener) = listener_address(admin, "main") {
                         self.listener = listener;
                         return;
                     }
@@ -312,6 +375,13 @@ impl Envoy {
     /// Base URL of the listener, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.listener, path)
+    }
+
+    /// A URL on another listener (`EnvoyConfig::listener`).
+    pub fn url_on(&self, listener: &str, path: &str) -> String {
+        let addr = listener_address(self.admin, listener)
+            .unwrap_or_else(|| panic!("no listener {listener} in Envoy's /listeners"));
+        format!("http://{addr}{path}")
     }
 
     /// Envoy's log so far.
@@ -386,10 +456,14 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn listener_address(admin: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+fn listener_address(admin: std::net::SocketAddr, name: &str) -> Option<std::net::SocketAddr> {
     let body = admin_get(admin, "/listeners?format=json")?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let sa = &v["listener_statuses"][0]["local_address"]["socket_address"];
+    let status = v["listener_statuses"]
+        .as_array()?
+        .iter()
+        .find(|l| l["name"].as_str() == Some(name))?;
+    let sa = &status["local_address"]["socket_address"];
     let port = sa["port_value"].as_u64()?;
     if port == 0 {
         return None;

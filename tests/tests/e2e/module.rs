@@ -1,9 +1,13 @@
 //! The module Envoy loads: which callbacks it exports. Envoy enters the VM for every
 //! exported callback on every request, so fairgate exports none it does not use
 //! (vendor/proxy-wasm/FAIRGATE.md); an SDK update that brought them back would cost
-//! every request two VM entries, and this test says so.
+//! every request up to three VM entries, and this test says so.
 
-use fairgate_e2e::envoy::filter_wasm;
+use fairgate_e2e::envoy::{filter_wasm, Envoy, EnvoyConfig};
+use fairgate_e2e::plugin;
+use serde_json::json;
+
+use crate::{client, get};
 
 /// The names in a wasm module's export section.
 fn exports(module: &[u8]) -> Vec<String> {
@@ -43,12 +47,12 @@ fn exports(module: &[u8]) -> Vec<String> {
 }
 
 #[test]
-fn the_module_exports_the_callbacks_it_uses_and_not_on_log_or_on_delete() {
+fn the_module_exports_the_callbacks_it_uses_and_not_context_create_on_log_or_on_delete() {
     let module = std::fs::read(filter_wasm()).expect("the filter module");
     let exports = exports(&module);
     for needed in [
         "proxy_abi_version_0_2_1",
-        "proxy_on_context_create",
+        "proxy_on_vm_start",
         "proxy_on_configure",
         "proxy_on_request_headers",
         "proxy_on_request_body",
@@ -65,11 +69,52 @@ fn the_module_exports_the_callbacks_it_uses_and_not_on_log_or_on_delete() {
             "{needed} missing from {exports:?}"
         );
     }
-    for dropped in ["proxy_on_log", "proxy_on_delete"] {
+    for dropped in ["proxy_on_context_create", "proxy_on_log", "proxy_on_delete"] {
         assert!(
             !exports.iter().any(|e| e == dropped),
             "{dropped} is exported again: Envoy would enter the VM for it on every request \
              (vendor/proxy-wasm/FAIRGATE.md)"
         );
     }
+}
+
+/// fairgate creates a stream's context at its first callback (the module does not
+/// export `proxy_on_context_create`), so with several fairgate configurations in one VM
+/// it must still pick each stream's own: by `root_id`, then by the filter's `name`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_configurations_in_one_vm_each_serve_their_own_listener() {
+    let only = |tenant: &str| {
+        plugin::config(
+            json!({"header": "x-tenant-id"}),
+            json!({ tenant: {"weight": 1} }),
+            None,
+        )
+    };
+    let config = EnvoyConfig::new(only("acme"))
+        .concurrency(2)
+        .listener("by-root-id", "fairgate", "fairgate-2", &only("globex"))
+        .listener("by-name", "fairgate-3", "fairgate", &only("initech"));
+    let envoy = Envoy::start(&config);
+    let client = client();
+    let listeners = [
+        ("main", "acme"),
+        ("by-root-id", "globex"),
+        ("by-name", "initech"),
+    ];
+    for round in 0..3 {
+        for (listener, own) in listeners {
+            let url = envoy.url_on(listener, "/");
+            for (_, tenant) in listeners {
+                let reply = get(&client, &url, &[("x-tenant-id", tenant)]).await;
+                let expected = if tenant == own { 200 } else { 403 };
+                assert_eq!(
+                    reply.status, expected,
+                    "round {round}: {tenant} on {listener}: {}",
+                    reply.body
+                );
+            }
+        }
+    }
+    let log = envoy.log();
+    assert!(!log.contains("panicked"), "a VM panicked:\n{log}");
 }

@@ -52,9 +52,21 @@ struct NoopRoot;
 impl Context for NoopRoot {}
 impl RootContext for NoopRoot {}
 
+/// fairgate: what tells root contexts apart when a VM has several (below).
+struct RootKey {
+    context_id: u32,
+    root_id: Option<Bytes>,
+    name: Option<Bytes>,
+}
+
 struct Dispatcher {
     new_root: Cell<Option<NewRootContext>>,
     roots: RefCell<HashMap<u32, Box<dyn RootContext>>>,
+    // fairgate: the root contexts in the order they were created, each with the
+    // `plugin_root_id` and `plugin_name` it was configured with, read once when it is
+    // created: which root a new stream belongs to when a VM has several (see
+    // `root_for_new_stream`).
+    root_keys: RefCell<Vec<RootKey>>,
     new_stream: Cell<Option<NewStreamContext>>,
     streams: RefCell<HashMap<u32, Box<dyn StreamContext>>>,
     new_http_stream: Cell<Option<NewHttpContext>>,
@@ -70,6 +82,7 @@ impl Dispatcher {
         Dispatcher {
             new_root: Cell::new(None),
             roots: RefCell::new(HashMap::new()),
+            root_keys: RefCell::new(Vec::new()),
             new_stream: Cell::new(None),
             streams: RefCell::new(HashMap::new()),
             new_http_stream: Cell::new(None),
@@ -138,6 +151,66 @@ impl Dispatcher {
             .is_some()
         {
             panic!("duplicate context_id")
+        }
+        // Read in the root's own callback, so these are the root's plugin's.
+        let property = |name| hostcalls::get_property(vec![name]).ok().flatten();
+        self.root_keys.borrow_mut().push(RootKey {
+            context_id,
+            root_id: property("plugin_root_id"),
+            name: property("plugin_name"),
+        });
+    }
+
+    // fairgate: `proxy_on_context_create` is not exported (one VM entry fewer per
+    // request): a context is created by its first callback instead. A root's first is
+    // `proxy_on_vm_start` (or `proxy_on_configure`); a stream's is the first of its
+    // HTTP (or TCP) callbacks, usually `proxy_on_request_headers`.
+    fn ensure_root_context(&self, context_id: u32) {
+        if !self.roots.borrow().contains_key(&context_id) {
+            self.create_root_context(context_id);
+        }
+    }
+
+    fn ensure_stream_context(&self, context_id: u32) {
+        if self.http_streams.borrow().contains_key(&context_id)
+            || self.streams.borrow().contains_key(&context_id)
+        {
+            return;
+        }
+        if let Some(root_context_id) = self.root_for_new_stream() {
+            self.on_create_context(context_id, root_context_id);
+        }
+    }
+
+    /// The root context a new stream belongs to, which Envoy said in
+    /// `proxy_on_context_create`. With one root in the VM (one plugin configuration per
+    /// `vm_id`, the usual case) it is that one, at no cost. With several, the stream's
+    /// `plugin_root_id` property picks it (a host call per new stream), then its
+    /// `plugin_name`. Roots that share both (a configuration update, while the old one
+    /// drains) give the newest: streams on draining connections get the new
+    /// configuration.
+    fn root_for_new_stream(&self) -> Option<u32> {
+        let keys = self.root_keys.borrow();
+        match keys.as_slice() {
+            [] => None,
+            [only] => Some(only.context_id),
+            several => {
+                let property = |name| hostcalls::get_property(vec![name]).ok().flatten();
+                let root_id = property("plugin_root_id");
+                let mut matching: Vec<&RootKey> =
+                    several.iter().filter(|k| k.root_id == root_id).collect();
+                if matching.len() > 1 {
+                    let name = property("plugin_name");
+                    if matching.iter().any(|k| k.name == name) {
+                        matching.retain(|k| k.name == name);
+                    }
+                }
+                matching
+                    .last()
+                    .copied()
+                    .or(several.last())
+                    .map(|k| k.context_id)
+            }
         }
     }
 
@@ -216,7 +289,8 @@ impl Dispatcher {
             self.active_id.set(context_id);
             root.on_done()
         } else {
-            panic!("invalid context_id")
+            // fairgate: a stream that had no callback, so no context (created lazily).
+            return true;
         };
         // fairgate: `proxy_on_delete` is not exported (one VM entry fewer per request):
         // a context is dropped once it is done. A context that defers its done (returns
@@ -228,15 +302,21 @@ impl Dispatcher {
     }
 
     fn on_delete(&self, context_id: u32) {
-        if !(self.http_streams.borrow_mut().remove(&context_id).is_some()
+        if self.http_streams.borrow_mut().remove(&context_id).is_some()
             || self.streams.borrow_mut().remove(&context_id).is_some()
-            || self.roots.borrow_mut().remove(&context_id).is_some())
         {
+            return;
+        }
+        if self.roots.borrow_mut().remove(&context_id).is_none() {
             panic!("invalid context_id")
         }
+        self.root_keys
+            .borrow_mut()
+            .retain(|k| k.context_id != context_id);
     }
 
     fn on_vm_start(&self, context_id: u32, vm_configuration_size: usize) -> bool {
+        self.ensure_root_context(context_id);
         if let Some(root) = self.roots.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             root.on_vm_start(vm_configuration_size)
@@ -246,6 +326,7 @@ impl Dispatcher {
     }
 
     fn on_configure(&self, context_id: u32, plugin_configuration_size: usize) -> bool {
+        self.ensure_root_context(context_id);
         if let Some(root) = self.roots.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             root.on_configure(plugin_configuration_size)
@@ -273,6 +354,7 @@ impl Dispatcher {
     }
 
     fn on_new_connection(&self, context_id: u32) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(stream) = self.streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             stream.on_new_connection()
@@ -282,6 +364,7 @@ impl Dispatcher {
     }
 
     fn on_downstream_data(&self, context_id: u32, data_size: usize, end_of_stream: bool) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(stream) = self.streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             stream.on_downstream_data(data_size, end_of_stream)
@@ -291,6 +374,7 @@ impl Dispatcher {
     }
 
     fn on_downstream_close(&self, context_id: u32, peer_type: PeerType) {
+        self.ensure_stream_context(context_id);
         if let Some(stream) = self.streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             stream.on_downstream_close(peer_type)
@@ -300,6 +384,7 @@ impl Dispatcher {
     }
 
     fn on_upstream_data(&self, context_id: u32, data_size: usize, end_of_stream: bool) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(stream) = self.streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             stream.on_upstream_data(data_size, end_of_stream)
@@ -309,6 +394,7 @@ impl Dispatcher {
     }
 
     fn on_upstream_close(&self, context_id: u32, peer_type: PeerType) {
+        self.ensure_stream_context(context_id);
         if let Some(stream) = self.streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             stream.on_upstream_close(peer_type)
@@ -323,6 +409,7 @@ impl Dispatcher {
         num_headers: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_request_headers(num_headers, end_of_stream)
@@ -337,6 +424,7 @@ impl Dispatcher {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_request_body(body_size, end_of_stream)
@@ -346,6 +434,7 @@ impl Dispatcher {
     }
 
     fn on_http_request_trailers(&self, context_id: u32, num_trailers: usize) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_request_trailers(num_trailers)
@@ -360,6 +449,7 @@ impl Dispatcher {
         num_headers: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_response_headers(num_headers, end_of_stream)
@@ -374,6 +464,7 @@ impl Dispatcher {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_response_body(body_size, end_of_stream)
@@ -383,6 +474,7 @@ impl Dispatcher {
     }
 
     fn on_http_response_trailers(&self, context_id: u32, num_trailers: usize) -> Action {
+        self.ensure_stream_context(context_id);
         if let Some(http_stream) = self.http_streams.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             http_stream.on_http_response_trailers(num_trailers)
@@ -564,18 +656,16 @@ impl Dispatcher {
     }
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32) {
-    DISPATCHER.with(|dispatcher| dispatcher.on_create_context(context_id, root_context_id))
-}
+// fairgate: `proxy_on_context_create` is not exported, so that Envoy makes one VM entry
+// fewer per request: contexts are created by their first callback (`ensure_*` above).
 
 #[no_mangle]
 pub extern "C" fn proxy_on_done(context_id: u32) -> bool {
     DISPATCHER.with(|dispatcher| dispatcher.on_done(context_id))
 }
 
-// fairgate: `proxy_on_log` and `proxy_on_delete` are not exported, so that Envoy makes
-// two VM entries fewer per request (about 1.5 µs each, see bench/README.md): fairgate
+// fairgate: `proxy_on_log` and `proxy_on_delete` are not exported either, so that Envoy
+// makes two VM entries fewer per request (about 1.5 µs each, see bench/README.md): fairgate
 // has no `on_log`, and `on_done` drops the context (above).
 
 #[no_mangle]
