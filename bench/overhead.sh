@@ -24,7 +24,13 @@
 # another build of either filter; CHECK=0 skips the checks, for a build that does
 # not answer as fairgate does), PIN (1: with taskset and 2+ cores, Envoy's worker runs
 # on CPU 1 and wrk on CPU 0, so they never trade places; 0: the scheduler decides),
-# KEEP_TMP=1 keeps the configs and logs.
+# KEEP_TMP=1 keeps the configs and logs, PAIRED=1 (below).
+#
+# PAIRED=1: every setup's Envoy is started once, up front (all on the same core when
+# pinned), and each round measures the setups one after another in a new random order,
+# without restarting anything. Slow drifts of a shared machine then hit every setup of
+# a round alike, and the ratios are also given as the median of each round's own
+# ratio. Without it, each run starts its own Envoy, in a fixed order.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -100,8 +106,14 @@ RS_TOKEN=$("$TOKEN_BIN" "$TENANT" --alg RS256 --expires-in-s 86400)
 # ---- scratch space, and Envoy never outliving the script ----
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairgate-bench.XXXXXX")
 ENVOY_PID=
+ALL_PIDS=()
 cleanup() {
     stop_envoy
+    local pid
+    for pid in "${ALL_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [[ -n ${KEEP_TMP:-} ]]; then
         echo "overhead.sh: configs and logs kept in $TMP" >&2
     else
@@ -405,32 +417,56 @@ RESULTS=$TMP/results.txt
 : >"$RESULTS"
 echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1$PINNED" >&2
 echo "== envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' || echo '?'))" >&2
-for ((round = 1; round <= ROUNDS; round++)); do
+measure() { # setup, round: one measured window on the running Envoy (ENVOY_PID, PORT)
+    local s=$1 round=$2 out line rps p50 p99 non2xx errors requests cpu cpu_before cpu_after
+    run_wrk "$s" "$WARMUP" >/dev/null
+    cpu_before=$(envoy_cpu_us)
+    out=$(run_wrk "$s" "$DUR")
+    cpu_after=$(envoy_cpu_us)
+    echo "$out" >"$TMP/wrk-$s-$round.txt"
+    line=$(parse_wrk <<<"$out") || {
+        echo "$out" >&2
+        die "setup $s: could not parse wrk output"
+    }
+    read -r rps p50 p99 non2xx errors requests <<<"$line"
+    cpu=$(python3 -c "print(f'{($cpu_after - $cpu_before) / max($requests, 1):.1f}')")
+    [[ $non2xx -eq 0 ]] || {
+        echo "$out" >&2
+        die "setup $s: $non2xx non-2xx answers under load (a budget or bucket refused?)"
+    }
+    [[ $errors -eq 0 ]] || echo "overhead.sh: setup $s round $round: $errors socket errors" >&2
+    echo "$s $round $rps $p50 $p99 $cpu" >>"$RESULTS"
+    printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu %6.1f us/req\n' \
+        "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" "$cpu" >&2
+}
+
+if [[ ${PAIRED:-0} == 1 ]]; then
+    declare -A PID_OF PORT_OF ADMIN_OF LOG_OF
     for s in "${SETUPS[@]}"; do
         start_envoy "$s"
+        ALL_PIDS+=("$ENVOY_PID")
         [[ ${CHECK:-1} == 0 ]] || verify "$s"
-        run_wrk "$s" "$WARMUP" >/dev/null
-        cpu_before=$(envoy_cpu_us)
-        out=$(run_wrk "$s" "$DUR")
-        cpu_after=$(envoy_cpu_us)
-        echo "$out" >"$TMP/wrk-$s-$round.txt"
-        line=$(parse_wrk <<<"$out") || {
-            echo "$out" >&2
-            die "setup $s: could not parse wrk output"
-        }
-        read -r rps p50 p99 non2xx errors requests <<<"$line"
-        cpu=$(python3 -c "print(f'{($cpu_after - $cpu_before) / max($requests, 1):.1f}')")
-        [[ $non2xx -eq 0 ]] || {
-            echo "$out" >&2
-            die "setup $s: $non2xx non-2xx answers under load (a budget or bucket refused?)"
-        }
-        [[ $errors -eq 0 ]] || echo "overhead.sh: setup $s round $round: $errors socket errors" >&2
-        stop_envoy
-        echo "$s $round $rps $p50 $p99 $cpu" >>"$RESULTS"
-        printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu %6.1f us/req\n' \
-            "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" "$cpu" >&2
+        PID_OF[$s]=$ENVOY_PID PORT_OF[$s]=$PORT ADMIN_OF[$s]=$ADMIN LOG_OF[$s]=$LOG
+        ENVOY_PID=
     done
-done
+    echo "== paired: all ${#SETUPS[@]} Envoys up, setups in a new random order each round" >&2
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for s in $(printf '%s\n' "${SETUPS[@]}" | shuf); do
+            ENVOY_PID=${PID_OF[$s]} PORT=${PORT_OF[$s]} ADMIN=${ADMIN_OF[$s]} LOG=${LOG_OF[$s]}
+            measure "$s" "$round"
+        done
+    done
+    ENVOY_PID=
+else
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for s in "${SETUPS[@]}"; do
+            start_envoy "$s"
+            [[ ${CHECK:-1} == 0 ]] || verify "$s"
+            measure "$s" "$round"
+            stop_envoy
+        done
+    done
+fi
 
 # ---- report ----
 python3 - "$RESULTS" "$ROUNDS" "$DUR" "$CONNS" <<'PY'
@@ -448,10 +484,12 @@ names = {
     "f": "(f) fairgate header mode",
 }
 runs = {}
+by_round = {}
 with open(path) as f:
     for line in f:
-        s, _round, rps, p50, p99, cpu = line.split()
+        s, rnd, rps, p50, p99, cpu = line.split()
         runs.setdefault(s, []).append((float(rps), float(p50), float(p99), float(cpu)))
+        by_round.setdefault(s, {})[rnd] = (float(rps), float(cpu))
 med = {
     s: tuple(statistics.median(r[i] for r in rs) for i in range(4))
     for s, rs in runs.items()
@@ -480,6 +518,11 @@ for label, num, den in (("(c)/(e) fairgate HS256 vs native", "c", "e"),
     ratio = med[num][0] / med[den][0]
     cpu_ratio = med[den][3] / med[num][3]
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
+    # The same ratios taken within each round, then their median.
+    paired = [(by_round[num][r], by_round[den][r]) for r in by_round[num] if r in by_round[den]]
+    per_round = statistics.median(n[0] / d[0] for n, d in paired)
+    per_round_cpu = statistics.median(d[1] / n[1] for n, d in paired)
     print(f"{label:<36} {ratio:5.2f}  (target >= 0.90: {verdict});"
-          f" by Envoy CPU per request {cpu_ratio:5.2f}")
+          f" by Envoy CPU per request {cpu_ratio:5.2f};"
+          f" per round {per_round:5.2f}, by CPU {per_round_cpu:5.2f}")
 PY
