@@ -92,8 +92,8 @@ impl Gate {
                 self.budgets
                     .ensure(store, BudgetKind::Requests, name, limit, now_ms)?;
             }
-            // Token buckets too: a key's first write has no CAS, and two workers
-            // creating one at once would each see it full.
+            // Token buckets too: creating a key takes three host calls
+            // (`store::cas_update`), better spent here than on a request.
             if let Some(limit) = &policy.tokens {
                 self.budgets
                     .ensure(store, BudgetKind::Tokens, name, limit, now_ms)?;

@@ -3,16 +3,19 @@
 //!
 //! proxy-wasm shared data is a per-process key/value map where every value carries a
 //! CAS version. `cas_update` reads a value, computes the new one, and writes it only
-//! if the version is unchanged, retrying a bounded number of times. A missing key
-//! has no version, so its first write cannot be conditional: `cas_update` first
-//! creates the key with the caller's initial value (the same value whoever writes
-//! it, e.g. a full bucket), reads it back, and only then applies the change under
-//! CAS. What remains is a window of two back-to-back host calls: a worker that found
-//! the key missing and re-creates it just after another worker created *and* updated
-//! it undoes that one update. It can happen only while a key is first created, at
-//! most once per worker; the glue narrows it further by creating the keys of every
-//! configured tenant when the plugin is configured, before traffic flows.
-//! `MemoryStore` is an in-process store with Envoy's exact semantics, for tests.
+//! if the version is unchanged, retrying a bounded number of times.
+//!
+//! A missing key has no version, and the host writes a missing key whatever `cas` it
+//! is given, but checks `cas` against an existing one. So `cas_update` creates a key
+//! with a write conditional on a version that no existing key can have: the host
+//! gives every write a new version from one process-wide counter, so the version of
+//! the last write to a guard key (`CREATE_GUARD_KEY`, written just before) belongs to
+//! that write alone. If another worker created the key in the meantime, the create
+//! fails with a CAS mismatch instead of overwriting it, and the loop reads the key
+//! again: no update is lost while a key is first created. (The counter is 32 bits: a
+//! key would have to be created at the very moment another key was last written
+//! exactly 2^32 writes after the guard, which is out of reach in practice.)
+//! `MemoryStore` is an in-process store with the host's exact semantics, for tests.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -53,6 +56,25 @@ pub trait SharedStore {
 /// How many times `cas_update` tries before giving up.
 pub const MAX_CAS_ATTEMPTS: u32 = 64;
 
+/// Written (unconditionally) before each key is created, for its fresh version; its
+/// value means nothing. One key for every plugin that shares the shared-data map.
+pub const CREATE_GUARD_KEY: &str = "fairgate:create-guard";
+
+/// Creates `key` with `value` unless it exists (then leaves it alone).
+fn create_if_missing<S>(store: &S, key: &str, value: &[u8]) -> Result<(), StoreError>
+where
+    S: SharedStore + ?Sized,
+{
+    store.set(CREATE_GUARD_KEY, b"guard", None)?;
+    let Some((_, fresh)) = store.get(CREATE_GUARD_KEY)? else {
+        return Err(StoreError::Host("the create guard key vanished".into()));
+    };
+    match store.set(key, value, Some(fresh)) {
+        Ok(()) | Err(StoreError::CasMismatch) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// What an update function decides for the current value.
 pub enum Update<T> {
     /// Store this value (under CAS) and return `T`.
@@ -62,7 +84,8 @@ pub enum Update<T> {
 }
 
 /// Applies `f` to the value at `key` under compare-and-swap. A missing key is first
-/// created with `initial`; `f` always sees an existing value.
+/// created with `initial` (unless another worker creates it first); `f` always sees
+/// an existing value.
 pub fn cas_update<S, T, F>(store: &S, key: &str, initial: &[u8], mut f: F) -> Result<T, StoreError>
 where
     S: SharedStore + ?Sized,
@@ -70,7 +93,7 @@ where
 {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let Some((value, cas)) = store.get(key)? else {
-            store.set(key, initial, None)?;
+            create_if_missing(store, key, initial)?;
             continue;
         };
         match f(&value) {
@@ -176,6 +199,28 @@ mod tests {
         store.races.set(5);
         // 5 concurrent increments land between our reads; ours comes last.
         assert_eq!(counter_increment(&store), Ok(7));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_key_another_worker_creates_and_updates_first_keeps_that_update() {
+        let store = RacingStore {
+            inner: MemoryStore::new(),
+            races: Cell::new(1),
+        };
+        // Our read finds no key; before our create, the other worker creates it and
+        // counts 1. Our create must not reset it to 0: ours counts 2.
+        assert_eq!(counter_increment(&store), Ok(2));
+        assert_eq!(counter_increment(&store.inner), Ok(3));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn creating_a_key_never_overwrites_an_existing_one() {
+        let store = MemoryStore::new();
+        store.set("k", b"theirs", None).unwrap();
+        create_if_missing(&store, "k", b"ours").unwrap();
+        assert_eq!(store.get("k").unwrap().unwrap().0, b"theirs");
+        create_if_missing(&store, "fresh", b"ours").unwrap();
+        assert_eq!(store.get("fresh").unwrap().unwrap().0, b"ours");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

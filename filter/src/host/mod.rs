@@ -103,7 +103,9 @@ impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Result<Versioned, StoreError> {
         match hostcalls::get_shared_data(key) {
             Ok((Some(value), cas)) => Ok(Some((value, cas.unwrap_or(0)))),
-            Ok((None, _)) => Ok(None),
+            // An empty value comes back without bytes, but with its version.
+            Ok((None, Some(cas))) => Ok(Some((Vec::new(), cas))),
+            Ok((None, None)) => Ok(None),
             Err(status) => Err(host_error("get_shared_data", status)),
         }
     }

@@ -122,6 +122,12 @@ async fn post_chunked(url: &str, tenant: &str, total: usize) -> (u16, String, us
                 return;
             }
             counted.fetch_add(chunk.len(), Ordering::Relaxed);
+            // Paced like an upload over a network (64 KiB a millisecond at most): a
+            // client that fills loopback's socket buffers while Envoy is descheduled
+            // would hand Envoy megabytes in one read, and Envoy's own buffer limit
+            // (per_connection_buffer_limit_bytes, 4 MiB) would answer before fairgate
+            // saw the body pass its cap (seen once on the 2-core machine).
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let _ = writer.write_all(b"0\r\n\r\n").await;
     });
