@@ -70,6 +70,9 @@ pub struct EnvoyConfig {
     pub cluster_header: Option<String>,
     /// More listeners, each with its own fairgate filter in the same VM (`vm_id`).
     pub more_listeners: Vec<Listener>,
+    /// The listeners come from a file Envoy watches (LDS), so that a test can change
+    /// them while Envoy runs (`Envoy::update_listeners`).
+    pub listeners_from_file: bool,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -91,6 +94,7 @@ impl EnvoyConfig {
             clusters: Vec::new(),
             cluster_header: None,
             more_listeners: Vec::new(),
+            listeners_from_file: false,
         }
     }
 
@@ -130,8 +134,35 @@ impl EnvoyConfig {
         self
     }
 
+    /// Serves the listeners from a file Envoy watches (`Envoy::update_listeners`).
+    pub fn listeners_from_file(mut self) -> Self {
+        self.listeners_from_file = true;
+        self
+    }
+
     /// The bootstrap YAML (JSON is valid YAML; strings are JSON-escaped).
     pub fn to_yaml(&self) -> String {
+        self.bootstrap(None)
+    }
+
+    /// The listeners as an LDS file: a `resources` list of typed listeners.
+    fn lds_yaml(&self) -> String {
+        let typed = self
+            .listeners()
+            .iter()
+            .map(|l| {
+                let body = l.trim_start().trim_start_matches('{');
+                format!(
+                    r#"{{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", {body}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(r#"{{"resources": [{typed}]}}"#)
+    }
+
+    /// Each listener's JSON: the main one, then `more_listeners`.
+    fn listeners(&self) -> Vec<String> {
         let wasm = filter_wasm();
         let route = match (&self.cluster_header, self.clusters.first()) {
             (Some(h), _) => format!(r#"{{"cluster_header": {h:?}, "timeout": "60s"}}"#),
@@ -144,6 +175,29 @@ impl EnvoyConfig {
         } else {
             format!(r#""route": {route}"#)
         };
+        let mut all = vec![listener(
+            &action,
+            "main",
+            "fairgate",
+            "fairgate",
+            &self.plugin_config,
+            &wasm,
+        )];
+        for l in &self.more_listeners {
+            all.push(listener(
+                &action,
+                &l.name,
+                &l.plugin_name,
+                &l.root_id,
+                &l.plugin_config,
+                &wasm,
+            ));
+        }
+        all
+    }
+
+    /// The bootstrap; with `lds`, the listeners are in that file instead.
+    fn bootstrap(&self, lds: Option<&Path>) -> String {
         let mut clusters = String::new();
         for (i, c) in self.clusters.iter().enumerate() {
             if i > 0 {
@@ -164,31 +218,24 @@ impl EnvoyConfig {
             .map(|(name, regex)| format!(r#"{{"tag_name": {name:?}, "regex": {regex:?}}}"#))
             .collect::<Vec<_>>()
             .join(",");
-        let mut listeners = listener(
-            &action,
-            "main",
-            "fairgate",
-            "fairgate",
-            &self.plugin_config,
-            &wasm,
-        );
-        for l in &self.more_listeners {
-            listeners.push(',');
-            listeners.push_str(&listener(
-                &action,
-                &l.name,
-                &l.plugin_name,
-                &l.root_id,
-                &l.plugin_config,
-                &wasm,
-            ));
-        }
+        let (listeners, dynamic) = match lds {
+            Some(path) => (
+                String::new(),
+                format!(
+                    r#""node": {{"id": "fairgate-test", "cluster": "fairgate-test"}},
+  "dynamic_resources": {{"lds_config": {{"path_config_source": {{"path": {:?}}}, "resource_api_version": "V3"}}}},"#,
+                    path.display().to_string()
+                ),
+            ),
+            None => (self.listeners().join(","), String::new()),
+        };
         format!(
             r#"{{
   "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}}}},
   "stats_config": {{"stats_tags": [{tags}],
     "histogram_bucket_settings": [{{"match": {{"prefix": "wasmcustom.fg_wakeup_us"}},
       "buckets": [10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 100000]}}]}},
+  {dynamic}
   "static_resources": {{
     "listeners": [{listeners}],
     "clusters": [{clusters}]
@@ -316,7 +363,14 @@ impl Envoy {
     pub fn start(config: &EnvoyConfig) -> Envoy {
         let dir = TempDir::new("envoy");
         let config_path = dir.0.join("envoy.yaml");
-        std::fs::write(&config_path, config.to_yaml()).expect("write config");
+        let bootstrap = if config.listeners_from_file {
+            let lds = dir.0.join("lds.yaml");
+            std::fs::write(&lds, config.lds_yaml()).expect("write listeners");
+            config.bootstrap(Some(&lds))
+        } else {
+            config.to_yaml()
+        };
+        std::fs::write(&config_path, bootstrap).expect("write config");
         let admin_path = dir.0.join("admin.addr");
         let log = std::fs::File::create(dir.0.join("envoy.log")).expect("log file");
         let child = envoy_command()
@@ -375,6 +429,14 @@ impl Envoy {
     /// Base URL of the listener, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.listener, path)
+    }
+
+    /// Replaces the listeners of an Envoy started with `listeners_from_file` by those
+    /// of `config` (an atomic rename, which Envoy's file watch picks up).
+    pub fn update_listeners(&self, config: &EnvoyConfig) {
+        let next = self.dir.0.join("lds.next.yaml");
+        std::fs::write(&next, config.lds_yaml()).expect("write listeners");
+        std::fs::rename(&next, self.dir.0.join("lds.yaml")).expect("replace listeners");
     }
 
     /// A URL on another listener (`EnvoyConfig::listener`).

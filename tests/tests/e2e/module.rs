@@ -118,3 +118,48 @@ async fn several_configurations_in_one_vm_each_serve_their_own_listener() {
     let log = envoy.log();
     assert!(!log.contains("panicked"), "a VM panicked:\n{log}");
 }
+
+/// A configuration update (the listener changed through LDS, as Istio does) creates a
+/// new root context next to the old one, with the same `root_id` and `name`, while the
+/// old one drains: new streams, on new connections and on old ones, get the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_update_takes_over_new_streams_while_the_old_one_drains() {
+    let only = |tenant: &str| {
+        EnvoyConfig::new(plugin::config(
+            json!({"header": "x-tenant-id"}),
+            json!({ tenant: {"weight": 1} }),
+            None,
+        ))
+        .concurrency(2)
+        .listeners_from_file()
+    };
+    let envoy = Envoy::start(&only("acme"));
+    let url = envoy.url("/");
+    // Kept alive across the update: its connection stays on the old filter chain.
+    let old = client();
+    let status = |client: reqwest::Client, tenant: &'static str| {
+        let url = url.clone();
+        async move { get(&client, &url, &[("x-tenant-id", tenant)]).await.status }
+    };
+    assert_eq!(status(old.clone(), "acme").await, 200);
+    assert_eq!(status(old.clone(), "globex").await, 403);
+
+    envoy.update_listeners(&only("globex"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(client(), "globex").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update never took effect:\n{}",
+            envoy.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(status(client(), "globex").await, 200);
+        assert_eq!(status(client(), "acme").await, 403);
+        assert_eq!(status(old.clone(), "globex").await, 200);
+        assert_eq!(status(old.clone(), "acme").await, 403);
+    }
+    let log = envoy.log();
+    assert!(!log.contains("panicked"), "a VM panicked:\n{log}");
+}

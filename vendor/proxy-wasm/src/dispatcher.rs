@@ -187,8 +187,8 @@ impl Dispatcher {
     /// `vm_id`, the usual case) it is that one, at no cost. With several, the stream's
     /// `plugin_root_id` property picks it (a host call per new stream), then its
     /// `plugin_name`. Roots that share both (a configuration update, while the old one
-    /// drains) give the newest: streams on draining connections get the new
-    /// configuration.
+    /// drains) give the most recently configured: streams on draining connections get
+    /// the new configuration.
     fn root_for_new_stream(&self) -> Option<u32> {
         let keys = self.root_keys.borrow();
         match keys.as_slice() {
@@ -327,6 +327,16 @@ impl Dispatcher {
 
     fn on_configure(&self, context_id: u32, plugin_configuration_size: usize) -> bool {
         self.ensure_root_context(context_id);
+        // fairgate: the most recently configured root goes last (`root_for_new_stream`).
+        // Envoy configures a live root again when a configuration comes back to it
+        // (a rollback while the other still drains).
+        {
+            let mut keys = self.root_keys.borrow_mut();
+            if let Some(at) = keys.iter().position(|k| k.context_id == context_id) {
+                let key = keys.remove(at);
+                keys.push(key);
+            }
+        }
         if let Some(root) = self.roots.borrow_mut().get_mut(&context_id) {
             self.active_id.set(context_id);
             root.on_configure(plugin_configuration_size)
