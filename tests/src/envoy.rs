@@ -148,12 +148,11 @@ impl EnvoyConfig {
     /// The listeners as an LDS file: a `resources` list of typed listeners.
     fn lds_yaml(&self) -> String {
         let typed = self
-            .listeners()
+            .listener_fields()
             .iter()
-            .map(|l| {
-                let body = l.trim_start().trim_start_matches('{');
+            .map(|fields| {
                 format!(
-                    r#"{{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", {body}"#
+                    r#"{{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", {fields}}}"#
                 )
             })
             .collect::<Vec<_>>()
@@ -161,8 +160,9 @@ impl EnvoyConfig {
         format!(r#"{{"resources": [{typed}]}}"#)
     }
 
-    /// Each listener's JSON: the main one, then `more_listeners`.
-    fn listeners(&self) -> Vec<String> {
+    /// Each listener's fields (a JSON object without its braces): the main one, then
+    /// `more_listeners`.
+    fn listener_fields(&self) -> Vec<String> {
         let wasm = filter_wasm();
         let route = match (&self.cluster_header, self.clusters.first()) {
             (Some(h), _) => format!(r#"{{"cluster_header": {h:?}, "timeout": "60s"}}"#),
@@ -175,25 +175,16 @@ impl EnvoyConfig {
         } else {
             format!(r#""route": {route}"#)
         };
-        let mut all = vec![listener(
-            &action,
-            "main",
-            "fairgate",
-            "fairgate",
-            &self.plugin_config,
-            &wasm,
-        )];
-        for l in &self.more_listeners {
-            all.push(listener(
-                &action,
-                &l.name,
-                &l.plugin_name,
-                &l.root_id,
-                &l.plugin_config,
-                &wasm,
-            ));
-        }
-        all
+        let main = Listener {
+            name: "main".into(),
+            plugin_name: "fairgate".into(),
+            root_id: "fairgate".into(),
+            plugin_config: self.plugin_config.clone(),
+        };
+        std::iter::once(&main)
+            .chain(&self.more_listeners)
+            .map(|l| listener_fields(&action, l, &wasm))
+            .collect()
     }
 
     /// The bootstrap; with `lds`, the listeners are in that file instead.
@@ -227,7 +218,14 @@ impl EnvoyConfig {
                     path.display().to_string()
                 ),
             ),
-            None => (self.listeners().join(","), String::new()),
+            None => (
+                self.listener_fields()
+                    .iter()
+                    .map(|fields| format!("{{{fields}}}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                String::new(),
+            ),
         };
         format!(
             r#"{{
@@ -245,18 +243,14 @@ impl EnvoyConfig {
     }
 }
 
-/// One listener with the fairgate filter (in the VM `fairgate`) before the router.
-fn listener(
-    action: &str,
-    name: &str,
-    plugin_name: &str,
-    root_id: &str,
-    plugin: &str,
-    wasm: &Path,
-) -> String {
+/// The fields of one listener with the fairgate filter (in the VM `fairgate`) before
+/// the router.
+fn listener_fields(action: &str, l: &Listener, wasm: &Path) -> String {
+    let (name, plugin_name, root_id, plugin) =
+        (&l.name, &l.plugin_name, &l.root_id, &l.plugin_config);
     let wasm = wasm.display().to_string();
     format!(
-        r#"{{
+        r#"
       "name": {name:?},
       "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
       "per_connection_buffer_limit_bytes": 4194304,
@@ -282,7 +276,7 @@ fn listener(
             {{"name": "envoy.filters.http.router",
               "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}
           ]}}}}]}}]
-    }}"#
+    "#
     )
 }
 

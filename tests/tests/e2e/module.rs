@@ -78,18 +78,20 @@ fn the_module_exports_the_callbacks_it_uses_and_not_context_create_on_log_or_on_
     }
 }
 
+/// A header-mode configuration that knows one tenant.
+fn only(tenant: &str) -> String {
+    plugin::config(
+        json!({"header": "x-tenant-id"}),
+        json!({ tenant: {"weight": 1} }),
+        None,
+    )
+}
+
 /// fairgate creates a stream's context at its first callback (the module does not
 /// export `proxy_on_context_create`), so with several fairgate configurations in one VM
 /// it must still pick each stream's own: by `root_id`, then by the filter's `name`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_configurations_in_one_vm_each_serve_their_own_listener() {
-    let only = |tenant: &str| {
-        plugin::config(
-            json!({"header": "x-tenant-id"}),
-            json!({ tenant: {"weight": 1} }),
-            None,
-        )
-    };
     let config = EnvoyConfig::new(only("acme"))
         .concurrency(2)
         .listener("by-root-id", "fairgate", "fairgate-2", &only("globex"))
@@ -124,16 +126,12 @@ async fn several_configurations_in_one_vm_each_serve_their_own_listener() {
 /// old one drains: new streams, on new connections and on old ones, get the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_update_takes_over_new_streams_while_the_old_one_drains() {
-    let only = |tenant: &str| {
-        EnvoyConfig::new(plugin::config(
-            json!({"header": "x-tenant-id"}),
-            json!({ tenant: {"weight": 1} }),
-            None,
-        ))
-        .concurrency(2)
-        .listeners_from_file()
+    let from_file = |tenant: &str| {
+        EnvoyConfig::new(only(tenant))
+            .concurrency(2)
+            .listeners_from_file()
     };
-    let envoy = Envoy::start(&only("acme"));
+    let envoy = Envoy::start(&from_file("acme"));
     let url = envoy.url("/");
     // Kept alive across the update: its connection stays on the old filter chain.
     let old = client();
@@ -144,7 +142,7 @@ async fn a_configuration_update_takes_over_new_streams_while_the_old_one_drains(
     assert_eq!(status(old.clone(), "acme").await, 200);
     assert_eq!(status(old.clone(), "globex").await, 403);
 
-    envoy.update_listeners(&only("globex"));
+    envoy.update_listeners(&from_file("globex"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while status(client(), "globex").await != 200 {
         assert!(

@@ -52,6 +52,11 @@ struct NoopRoot;
 impl Context for NoopRoot {}
 impl RootContext for NoopRoot {}
 
+/// fairgate: a property of the plugin of the context Envoy called into.
+fn plugin_property(name: &str) -> Option<Bytes> {
+    hostcalls::get_property(vec![name]).ok().flatten()
+}
+
 /// fairgate: what tells root contexts apart when a VM has several (below).
 struct RootKey {
     context_id: u32,
@@ -153,11 +158,10 @@ impl Dispatcher {
             panic!("duplicate context_id")
         }
         // Read in the root's own callback, so these are the root's plugin's.
-        let property = |name| hostcalls::get_property(vec![name]).ok().flatten();
         self.root_keys.borrow_mut().push(RootKey {
             context_id,
-            root_id: property("plugin_root_id"),
-            name: property("plugin_name"),
+            root_id: plugin_property("plugin_root_id"),
+            name: plugin_property("plugin_name"),
         });
     }
 
@@ -195,12 +199,11 @@ impl Dispatcher {
             [] => None,
             [only] => Some(only.context_id),
             several => {
-                let property = |name| hostcalls::get_property(vec![name]).ok().flatten();
-                let root_id = property("plugin_root_id");
+                let root_id = plugin_property("plugin_root_id");
                 let mut matching: Vec<&RootKey> =
                     several.iter().filter(|k| k.root_id == root_id).collect();
                 if matching.len() > 1 {
-                    let name = property("plugin_name");
+                    let name = plugin_property("plugin_name");
                     if matching.iter().any(|k| k.name == name) {
                         matching.retain(|k| k.name == name);
                     }
