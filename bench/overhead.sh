@@ -26,6 +26,12 @@
 # on CPU 1 and wrk on CPU 0, so they never trade places; 0: the scheduler decides),
 # KEEP_TMP=1 keeps the configs and logs, PAIRED=1 (below).
 #
+# COUNT=instructions: instead of timing, counts the instructions Envoy runs per request
+# (user space, valgrind's callgrind), one setup after another: REQUESTS (2000) requests
+# on one keep-alive connection after 300 not counted, less what the same Envoy runs idle
+# for as long. Deterministic to about 0.5 %, whatever the neighbours do; slow (about 40 s
+# a setup) and blind to cache misses and kernel time. Needs valgrind.
+#
 # PAIRED=1: every setup's Envoy is started once, up front (all on the same core when
 # pinned), and each round measures the setups one after another in a new random order,
 # without restarting anything. Slow drifts of a shared machine then hit every setup of
@@ -54,7 +60,18 @@ done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-command -v "$WRK" >/dev/null || die "wrk not found (apt-get install wrk, or set WRK)"
+COUNT=${COUNT:-time}
+REQUESTS=${REQUESTS:-2000}
+case $COUNT in
+    time) command -v "$WRK" >/dev/null || die "wrk not found (apt-get install wrk, or set WRK)" ;;
+    instructions)
+        if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+            die "COUNT=instructions needs valgrind (apt-get install valgrind)"
+        fi
+        [[ $REQUESTS =~ ^[0-9]+$ && $REQUESTS -ge 100 ]] || die "REQUESTS must be an integer >= 100"
+        ;;
+    *) die "COUNT must be time or instructions (got '$COUNT')" ;;
+esac
 command -v curl >/dev/null || die "curl not found"
 command -v python3 >/dev/null || die "python3 not found"
 
@@ -80,7 +97,9 @@ fi
 ENVOY_CMD=("$ENVOY_BIN")
 WRK_CMD=("$WRK")
 PINNED=
-if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+if [[ $COUNT == instructions ]]; then
+    : # valgrind runs one thread at a time: nothing to pin
+elif [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
     ENVOY_CMD=(taskset -c 1 "$ENVOY_BIN")
     WRK_CMD=(taskset -c 0 "$WRK")
     PINNED=", Envoy on CPU 1 and wrk on CPU 0"
@@ -288,6 +307,10 @@ describe() {
 token_of() {
     case $1 in
         c | e | g) echo "$HS_TOKEN" ;;
+        # Counting, (a) and (b) get the same request as (c): Envoy parses every header
+        # byte (about 14k instructions for the `authorization` line's 260), so the
+        # count "over (a)" is the filter's own.
+        a | b) if [[ $COUNT == instructions ]]; then echo "$HS_TOKEN"; fi ;;
         d) echo "$RS_TOKEN" ;;
         f) echo "tenant:$TENANT" ;;
         *) echo "" ;;
@@ -305,11 +328,19 @@ start_envoy() { # setup; sets PORT, ADMIN, LOG
     local cfg=$TMP/envoy-$1.yaml
     LOG=$TMP/envoy-$1.log
     write_config "$1" "$PORT" "$ADMIN" "$cfg"
-    "${ENVOY_CMD[@]}" -c "$cfg" --concurrency 1 --disable-hot-restart --log-level warn \
+    local cmd=("${ENVOY_CMD[@]}") tries=300
+    if [[ $COUNT == instructions ]]; then
+        # V8's wasm code is JIT-compiled into anonymous pages: valgrind must watch
+        # them for self-modifying code. Startup takes much longer under valgrind.
+        cmd=(valgrind --tool=callgrind --smc-check=all-non-file -q
+            --callgrind-out-file="$TMP/callgrind-$1.out" "${cmd[@]}")
+        tries=1800
+    fi
+    "${cmd[@]}" -c "$cfg" --concurrency 1 --disable-hot-restart --log-level warn \
         >"$LOG" 2>&1 &
     ENVOY_PID=$!
     local i
-    for ((i = 0; i < 300; i++)); do
+    for ((i = 0; i < tries; i++)); do
         if ! kill -0 "$ENVOY_PID" 2>/dev/null; then
             ENVOY_PID=
             tail -n 30 "$LOG" >&2
@@ -321,7 +352,7 @@ start_envoy() { # setup; sets PORT, ADMIN, LOG
         sleep 0.1
     done
     tail -n 30 "$LOG" >&2
-    die "setup $1: Envoy not ready after 30 s"
+    die "setup $1: Envoy not ready after $((tries / 10)) s"
 }
 
 http_code() { # url, [token, or "tenant:<id>" for header mode]
@@ -355,8 +386,8 @@ verify() { # setup
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
             code=$(http_code "$url" "not-a-jwt")
             [[ $code == 401 ]] || die "setup $s: expected 401 with a bad token, got '$code'"
-            # fairgate flushes its counters to Envoy once a second.
-            for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+            # fairgate flushes its counters to Envoy once a second (slower under valgrind).
+            for _ in $(seq 50); do
                 [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] && break
                 sleep 0.2
             done
@@ -415,6 +446,98 @@ run_wrk() { # setup, seconds -> raw wrk output on stdout
 # ---- measure ----
 RESULTS=$TMP/results.txt
 : >"$RESULTS"
+# Each setup's name as the reports print it.
+NAMES=$TMP/names.txt
+for s in a b c d e f g; do echo "$s $(describe "$s")"; done >"$NAMES"
+
+# ---- COUNT=instructions ----
+# One keep-alive connection, N sequential requests; any answer but 200 fails the count.
+cat >"$TMP/client.py" <<'PY'
+import http.client
+import sys
+
+port, n, credential = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+headers = {}
+if credential.startswith("tenant:"):
+    headers["x-tenant-id"] = credential[len("tenant:"):]
+elif credential:
+    headers["authorization"] = "Bearer " + credential
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+for i in range(n):
+    conn.request("GET", "/", headers=headers)
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        sys.exit(f"request {i}: {response.status}")
+PY
+
+callgrind_total() { # dump file -> total instructions in it
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $1 ]] && grep -q '^totals:' "$1" && break
+        sleep 0.1
+    done
+    awk '/^totals:/ { print $2; found = 1 } END { if (!found) exit 1 }' "$1" ||
+        die "no totals in callgrind dump $1"
+}
+
+count_instructions() { # setup: Envoy's instructions per request, into RESULTS
+    local s=$1 credential t0 t1 busy idle out=$TMP/callgrind-$1.out
+    credential=$(token_of "$s")
+    python3 "$TMP/client.py" "$PORT" 300 "$credential" || die "setup $s: warm-up failed"
+    callgrind_control -z "$ENVOY_PID" >/dev/null 2>&1
+    t0=$(date +%s.%N)
+    python3 "$TMP/client.py" "$PORT" "$REQUESTS" "$credential" || die "setup $s: a request failed"
+    t1=$(date +%s.%N)
+    callgrind_control -d "$ENVOY_PID" >/dev/null 2>&1
+    # What the same Envoy runs idle for as long (timers, fairgate's tick), taken off.
+    callgrind_control -z "$ENVOY_PID" >/dev/null 2>&1
+    sleep "$(python3 -c "print($t1 - $t0)")"
+    callgrind_control -d "$ENVOY_PID" >/dev/null 2>&1
+    busy=$(callgrind_total "$out.1")
+    idle=$(callgrind_total "$out.2")
+    echo "$s $busy $idle $REQUESTS" >>"$RESULTS"
+    printf '   %-32s %8.0f instructions/request (idle %.0f taken off)\n' "$(describe "$s")" \
+        "$(((busy - idle) / REQUESTS))" "$((idle / REQUESTS))" >&2
+}
+
+if [[ $COUNT == instructions ]]; then
+    echo "== instructions Envoy runs per request (callgrind), ${#SETUPS[@]} setups, $REQUESTS requests each" >&2
+    for s in "${SETUPS[@]}"; do
+        start_envoy "$s"
+        [[ ${CHECK:-1} == 0 ]] || verify "$s"
+        count_instructions "$s"
+        stop_envoy
+    done
+    python3 - "$RESULTS" "$NAMES" <<'PY'
+import sys
+
+names = dict(line.rstrip("\n").split(" ", 1) for line in open(sys.argv[2]))
+per = {}
+for line in open(sys.argv[1]):
+    s, busy, idle, n = line.split()
+    per[s] = (int(busy) - int(idle)) / int(n)
+print()
+print("instructions Envoy runs per request (user space, callgrind), Envoy --concurrency 1,")
+print("direct_response 200, one keep-alive connection")
+print()
+print(f"{'setup':<32} {'instr/req':>10} {'over (a)':>9}")
+for s in "abcdefg":
+    if s in per:
+        over = f"{per[s] - per['a']:>+9.0f}" if "a" in per else f"{'-':>9}"
+        print(f"{names[s]:<32} {per[s]:>10.0f} {over}")
+print()
+if "c" in per and "e" in per:
+    # As a throughput ratio, at equal instructions per cycle: the same request each.
+    print(f"(c)/(e) fairgate HS256 vs native      {per['e'] / per['c']:5.3f}"
+          "  (instructions of (e) / of (c); target >= 0.90)")
+if "d" in per or "f" in per:
+    print("(d) and (f) send other requests (a longer token; no token), and Envoy parses")
+    print("every header byte: compare them with (c) by time, not by this count.")
+PY
+    exit 0
+fi
+
 echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1$PINNED" >&2
 echo "== envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' || echo '?'))" >&2
 measure() { # setup, round: one measured window on the running Envoy (ENVOY_PID, PORT)
@@ -469,20 +592,12 @@ else
 fi
 
 # ---- report ----
-python3 - "$RESULTS" "$ROUNDS" "$DUR" "$CONNS" <<'PY'
+python3 - "$RESULTS" "$ROUNDS" "$DUR" "$CONNS" "$NAMES" <<'PY'
 import statistics
 import sys
 
 path, rounds, dur, conns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-names = {
-    "a": "(a) no filter",
-    "b": "(b) noop wasm filter",
-    "c": "(c) fairgate HS256",
-    "d": "(d) fairgate RS256 (cached)",
-    "e": "(e) jwt_authn+local_ratelimit",
-    "g": "(g) (e) with one global bucket",
-    "f": "(f) fairgate header mode",
-}
+names = dict(line.rstrip("\n").split(" ", 1) for line in open(sys.argv[5]))
 runs = {}
 by_round = {}
 with open(path) as f:
