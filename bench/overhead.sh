@@ -29,8 +29,8 @@
 # COUNT=instructions: instead of timing, counts the instructions Envoy runs per request
 # (user space, valgrind's callgrind), one setup after another: REQUESTS (2000) requests
 # on one keep-alive connection after 300 not counted, less what the same Envoy runs idle
-# for as long. Deterministic to about 0.5 %, whatever the neighbours do; slow (about 40 s
-# a setup) and blind to cache misses and kernel time. Needs valgrind.
+# for as long. The same setup counts the same within 0.2 %, whatever the neighbours do;
+# slow (about a minute a setup) and blind to cache misses and kernel time. Needs valgrind.
 #
 # PAIRED=1: every setup's Envoy is started once, up front (all on the same core when
 # pinned), and each round measures the setups one after another in a new random order,
@@ -355,13 +355,20 @@ start_envoy() { # setup; sets PORT, ADMIN, LOG
     die "setup $1: Envoy not ready after $((tries / 10)) s"
 }
 
-http_code() { # url, [token, or "tenant:<id>" for header mode]
-    local args=(-s -o /dev/null -w '%{http_code}' --max-time 5)
-    case ${2:-} in
+# A credential (a token, "tenant:<id>" for header mode, or none) -> its request header
+# line, empty for none.
+credential_header() {
+    case $1 in
         "") ;;
-        tenant:*) args+=(-H "x-tenant-id: ${2#tenant:}") ;;
-        *) args+=(-H "Authorization: Bearer $2") ;;
+        tenant:*) echo "x-tenant-id: ${1#tenant:}" ;;
+        *) echo "Authorization: Bearer $1" ;;
     esac
+}
+
+http_code() { # url, [credential]
+    local args=(-s -o /dev/null -w '%{http_code}' --max-time 5) header
+    header=$(credential_header "${2:-}")
+    [[ -z $header ]] || args+=(-H "$header")
     curl "${args[@]}" "$1" || true
 }
 
@@ -433,13 +440,9 @@ parse_wrk() {
 }
 
 run_wrk() { # setup, seconds -> raw wrk output on stdout
-    local token args=(-t1 -c"$CONNS" -d"$2"s --latency)
-    token=$(token_of "$1")
-    case $token in
-        "") ;;
-        tenant:*) args+=(-H "x-tenant-id: ${token#tenant:}") ;;
-        *) args+=(-H "Authorization: Bearer $token") ;;
-    esac
+    local header args=(-t1 -c"$CONNS" -d"$2"s --latency)
+    header=$(credential_header "$(token_of "$1")")
+    [[ -z $header ]] || args+=(-H "$header")
     "${WRK_CMD[@]}" "${args[@]}" "http://127.0.0.1:$PORT/"
 }
 
@@ -456,12 +459,9 @@ cat >"$TMP/client.py" <<'PY'
 import http.client
 import sys
 
-port, n, credential = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-headers = {}
-if credential.startswith("tenant:"):
-    headers["x-tenant-id"] = credential[len("tenant:"):]
-elif credential:
-    headers["authorization"] = "Bearer " + credential
+# The third argument is one header line ("Name: value"), or empty for none.
+port, n, header = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+headers = dict([header.split(": ", 1)]) if header else {}
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 for i in range(n):
     conn.request("GET", "/", headers=headers)
@@ -482,12 +482,12 @@ callgrind_total() { # dump file -> total instructions in it
 }
 
 count_instructions() { # setup: Envoy's instructions per request, into RESULTS
-    local s=$1 credential t0 t1 busy idle out=$TMP/callgrind-$1.out
-    credential=$(token_of "$s")
-    python3 "$TMP/client.py" "$PORT" 300 "$credential" || die "setup $s: warm-up failed"
+    local s=$1 header t0 t1 busy idle out=$TMP/callgrind-$1.out
+    header=$(credential_header "$(token_of "$s")")
+    python3 "$TMP/client.py" "$PORT" 300 "$header" || die "setup $s: warm-up failed"
     callgrind_control -z "$ENVOY_PID" >/dev/null 2>&1
     t0=$(date +%s.%N)
-    python3 "$TMP/client.py" "$PORT" "$REQUESTS" "$credential" || die "setup $s: a request failed"
+    python3 "$TMP/client.py" "$PORT" "$REQUESTS" "$header" || die "setup $s: a request failed"
     t1=$(date +%s.%N)
     callgrind_control -d "$ENVOY_PID" >/dev/null 2>&1
     # What the same Envoy runs idle for as long (timers, fairgate's tick), taken off.

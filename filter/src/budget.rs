@@ -7,7 +7,7 @@
 
 use crate::bucket::{self, BucketState, Take};
 use crate::config::RateLimit;
-use crate::store::{cas_update, SharedStore, StoreError, Update};
+use crate::store::{cas_update, create_if_missing, SharedStore, StoreError, Update};
 
 /// What a bucket limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +43,10 @@ impl Budgets {
         format!("{}bucket.{}.{}", self.prefix, kind.as_str(), tenant)
     }
 
-    /// Creates the bucket full if it does not exist yet (done for every configured
-    /// tenant at configure time, which keeps first-write races off the request path).
+    /// Creates the bucket full if it does not exist yet, without overwriting one that
+    /// another worker creates at the same moment (done for every configured tenant at
+    /// configure time, which keeps the host calls of creating a key off the request
+    /// path).
     pub fn ensure(
         &self,
         store: &dyn SharedStore,
@@ -55,7 +57,7 @@ impl Budgets {
     ) -> Result<(), StoreError> {
         let key = self.key(kind, tenant);
         if store.get(&key)?.is_none() {
-            store.set(&key, &BucketState::full(limit, now_ms).encode(), None)?;
+            create_if_missing(store, &key, &BucketState::full(limit, now_ms).encode())?;
         }
         Ok(())
     }

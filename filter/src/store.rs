@@ -60,8 +60,9 @@ pub const MAX_CAS_ATTEMPTS: u32 = 64;
 /// value means nothing. One key for every plugin that shares the shared-data map.
 pub const CREATE_GUARD_KEY: &str = "fairgate:create-guard";
 
-/// Creates `key` with `value` unless it exists (then leaves it alone).
-fn create_if_missing<S>(store: &S, key: &str, value: &[u8]) -> Result<(), StoreError>
+/// Creates `key` with `value` unless it exists (then leaves it alone), even when
+/// another worker creates it at the same moment.
+pub fn create_if_missing<S>(store: &S, key: &str, value: &[u8]) -> Result<(), StoreError>
 where
     S: SharedStore + ?Sized,
 {
@@ -168,6 +169,14 @@ mod tests {
         races: Cell<u32>,
     }
 
+    /// A racing store that starts empty and loses `races` races.
+    fn racing(races: u32) -> RacingStore {
+        RacingStore {
+            inner: MemoryStore::new(),
+            races: Cell::new(races),
+        }
+    }
+
     impl SharedStore for RacingStore {
         fn get(&self, key: &str) -> Result<Versioned, StoreError> {
             let got = self.inner.get(key)?;
@@ -191,10 +200,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_lost_race_is_retried_and_no_update_is_lost() {
-        let store = RacingStore {
-            inner: MemoryStore::new(),
-            races: Cell::new(0),
-        };
+        let store = racing(0);
         assert_eq!(counter_increment(&store), Ok(1));
         store.races.set(5);
         // 5 concurrent increments land between our reads; ours comes last.
@@ -203,10 +209,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_key_another_worker_creates_and_updates_first_keeps_that_update() {
-        let store = RacingStore {
-            inner: MemoryStore::new(),
-            races: Cell::new(1),
-        };
+        let store = racing(1);
         // Our read finds no key; before our create, the other worker creates it and
         // counts 1. Our create must not reset it to 0: ours counts 2.
         assert_eq!(counter_increment(&store), Ok(2));
@@ -225,10 +228,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn endless_contention_gives_up_after_a_bounded_number_of_attempts() {
-        let store = RacingStore {
-            inner: MemoryStore::new(),
-            races: Cell::new(u32::MAX),
-        };
+        let store = racing(u32::MAX);
         assert_eq!(
             counter_increment(&store),
             Err(StoreError::Contended {
