@@ -14,8 +14,15 @@
 #      per tenant (the tenant jwt_authn wrote, as a descriptor): fairgate's job natively
 #   f  fairgate, tenant from a plain header (no JWT): what a token-cache hit must match
 #   g  (e) with one bucket for all requests: less than fairgate's job, for reference
+#   t  fairgate HS256, a chat completion (POST /v1/chat/completions) under a token
+#      budget, to the mock model server (fairgate-mock, no delays, a one-token
+#      answer): the body read while Envoy holds the headers, tokens reserved, the JSON
+#      answer's usage settled
+#   u  (t) on an Envoy without allow_on_headers_stop_iteration: the headers leave
+#      before the body is read (what an Envoy that cannot hold them costs)
 # fairgate's tenant has a request budget too large to refuse, so every request takes
 # the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
+# Setups run unless named: a-g ("a b c d e f g"); t and u only when named in SETUPS.
 #
 # Environment: ROUNDS (3), DUR (10, seconds measured per run), WARMUP (1 s, not
 # counted), CONNS (4), SETUPS ("a b c d e f g": a subset, for quick comparisons),
@@ -117,6 +124,11 @@ TOKEN_BIN=$ROOT/target/debug/fairgate-token
 for f in "$FAIRGATE_WASM" "$NOOP_WASM" "$TOKEN_BIN"; do
     [[ -f $f ]] || die "build did not produce $f"
 done
+NEEDS_MOCK=
+for s in "${SETUPS[@]}"; do [[ $s == t || $s == u ]] && NEEDS_MOCK=1; done
+if [[ -n $NEEDS_MOCK ]]; then
+    cargo build --quiet --release -p fairgate-mock
+fi
 
 # A day, so that long runs never see the tokens expire.
 HS_TOKEN=$("$TOKEN_BIN" "$TENANT" --alg HS256 --expires-in-s 86400)
@@ -149,6 +161,18 @@ stop_envoy() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The model server of (t) and (u): answers at once, one token.
+if [[ -n $NEEDS_MOCK ]]; then
+    MOCK_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$ROOT/target/release/fairgate-mock" --listen "127.0.0.1:$MOCK_PORT" --slots 1024 \
+        --prefill-ms 0 --token-ms 0 --completion-tokens 1 >"$TMP/mock.log" 2>&1 &
+    ALL_PIDS+=($!)
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$MOCK_PORT/mock/stats" && break
+        sleep 0.1
+    done
+fi
+
 # ---- configs ----
 # The test keys of testdata/keys, as in envoy/envoy.yaml (kids hs-1 and rs-1).
 HS_SECRET='fairgate-demo-secret-do-not-use!'
@@ -180,7 +204,16 @@ EOF
 # The same tenant and budget, the tenant taken from a header instead of a token.
 FAIRGATE_HEADER_JSON='{"identity": {"header": "x-tenant-id"}, "tenants": {"'$TENANT'": {"weight": 1, "requests_per_second": 1e9, "request_burst": 1e9}}}'
 
-wasm_filter() { # name, root_id/vm_id, file, configuration JSON (may be empty)
+# (c) with a token budget too large to refuse: chat completions are read and settled.
+FAIRGATE_TOKENS_JSON=$(python3 -c '
+import json, sys
+config = json.loads(sys.argv[1])
+config["tenants"][sys.argv[2]].update(tokens_per_minute=1e12, token_burst=1e12)
+print(json.dumps(config, indent=2))' "$FAIRGATE_JSON" "$TENANT")
+CHAT_PATH=/v1/chat/completions
+CHAT_BODY='{"model":"fairgate-mock-1","messages":[{"role":"user","content":"hello there"}],"max_tokens":1}'
+
+wasm_filter() { # name (also root_id and vm_id), file, configuration JSON (may be empty), hold headers (true|false)
     cat <<EOF
           - name: envoy.filters.http.wasm
             typed_config:
@@ -189,6 +222,7 @@ wasm_filter() { # name, root_id/vm_id, file, configuration JSON (may be empty)
                 name: $1
                 root_id: $1
                 failure_policy: FAIL_CLOSED
+                allow_on_headers_stop_iteration: ${4:-true}
                 vm_config:
                   vm_id: $1
                   runtime: envoy.wasm.runtime.v8
@@ -256,11 +290,25 @@ write_config() { # setup, listen port, admin port, file
         a) filters= ;;
         b) filters=$(wasm_filter noop "$NOOP_WASM" "") ;;
         c | d) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_JSON") ;;
+        t) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_TOKENS_JSON") ;;
+        u) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_TOKENS_JSON" false) ;;
         e) filters=$(native_filters per-tenant) ;;
         g) filters=$(native_filters global) ;;
         f) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_HEADER_JSON") ;;
         *) die "unknown setup $1" ;;
     esac
+    local answer='direct_response: {status: 200, body: {inline_string: "ok\n"}}' clusters=
+    if is_chat "$1"; then
+        answer='route: {cluster: model}'
+        clusters="  clusters:
+  - name: model
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: model
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $MOCK_PORT}}}"
+    fi
     cat >"$4" <<EOF
 admin:
   address:
@@ -283,12 +331,13 @@ static_resources:
               domains: ["*"]
               routes:
               - match: {prefix: "/"}
-                direct_response: {status: 200, body: {inline_string: "ok\n"}}
+                $answer
           http_filters:
 ${filters}
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+$clusters
 EOF
 }
 
@@ -301,12 +350,16 @@ describe() {
         e) echo "(e) jwt_authn+local_ratelimit" ;;
         g) echo "(g) (e) with one global bucket" ;;
         f) echo "(f) fairgate header mode" ;;
+        t) echo "(t) fairgate HS256, chat + tokens" ;;
+        u) echo "(u) (t), headers not held" ;;
     esac
 }
 
+is_chat() { [[ $1 == t || $1 == u ]]; }
+
 token_of() {
     case $1 in
-        c | e | g) echo "$HS_TOKEN" ;;
+        c | e | g | t | u) echo "$HS_TOKEN" ;;
         # Counting, (a) and (b) get the same request as (c): Envoy parses every header
         # byte (about 14k instructions for the `authorization` line's 260), so the
         # count "over (a)" is the filter's own.
@@ -365,10 +418,11 @@ credential_header() {
     esac
 }
 
-http_code() { # url, [credential]
+http_code() { # url, [credential], [body: POSTed as JSON]
     local args=(-s -o /dev/null -w '%{http_code}' --max-time 5) header
     header=$(credential_header "${2:-}")
     [[ -z $header ]] || args+=(-H "$header")
+    [[ -z ${3:-} ]] || args+=(-H "content-type: application/json" --data-binary "$3")
     curl "${args[@]}" "$1" || true
 }
 
@@ -379,19 +433,22 @@ stat_value() { # exact stat name -> value (0 when absent)
 
 # Proves the setup does what it claims before it is measured.
 verify() { # setup
-    local s=$1 url="http://127.0.0.1:$PORT/" token code
+    local s=$1 url="http://127.0.0.1:$PORT/" token code body=
     token=$(token_of "$s")
-    code=$(http_code "$url" "$token")
+    if is_chat "$s"; then
+        url="http://127.0.0.1:$PORT$CHAT_PATH" body=$CHAT_BODY
+    fi
+    code=$(http_code "$url" "$token" "$body")
     [[ $code == 200 ]] || die "setup $s: expected 200 with its token, got '$code' (log: $LOG)"
     case $s in
         b)
             [[ $(stat_value wasm.envoy.wasm.runtime.v8.active) -ge 1 ]] ||
                 die "setup b: no active V8 wasm VM: is the noop filter loaded?"
             ;;
-        c | d | f)
-            code=$(http_code "$url")
+        c | d | f | t | u)
+            code=$(http_code "$url" "" "$body")
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
-            code=$(http_code "$url" "not-a-jwt")
+            code=$(http_code "$url" "not-a-jwt" "$body")
             [[ $code == 401 ]] || die "setup $s: expected 401 with a bad token, got '$code'"
             # fairgate flushes its counters to Envoy once a second (slower under valgrind).
             for _ in $(seq 50); do
@@ -400,6 +457,10 @@ verify() { # setup
             done
             [[ $(stat_value "wasmcustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
                 die "setup $s: fairgate counted no admitted request for $TENANT: budget path not taken?"
+            if is_chat "$s"; then
+                [[ $(stat_value "wasmcustom.fg_tokens.tenant.$TENANT.kind.output") -ge 1 ]] ||
+                    die "setup $s: fairgate settled no output token: was the answer's usage read?"
+            fi
             ;;
         e | g)
             code=$(http_code "$url")
@@ -440,10 +501,14 @@ parse_wrk() {
 }
 
 run_wrk() { # setup, seconds -> raw wrk output on stdout
-    local header args=(-t1 -c"$CONNS" -d"$2"s --latency)
+    local header args=(-t1 -c"$CONNS" -d"$2"s --latency) path=/
     header=$(credential_header "$(token_of "$1")")
     [[ -z $header ]] || args+=(-H "$header")
-    "${WRK_CMD[@]}" "${args[@]}" "http://127.0.0.1:$PORT/"
+    if is_chat "$1"; then
+        args+=(-s "$TMP/chat.lua")
+        path=$CHAT_PATH
+    fi
+    "${WRK_CMD[@]}" "${args[@]}" "http://127.0.0.1:$PORT$path"
 }
 
 # ---- measure ----
@@ -451,7 +516,14 @@ RESULTS=$TMP/results.txt
 : >"$RESULTS"
 # Each setup's name as the reports print it.
 NAMES=$TMP/names.txt
-for s in a b c d e f g; do echo "$s $(describe "$s")"; done >"$NAMES"
+for s in a b c d e f g t u; do echo "$s $(describe "$s")"; done >"$NAMES"
+# wrk's chat completion.
+python3 - "$CHAT_BODY" >"$TMP/chat.lua" <<'PY'
+import json, sys
+print('wrk.method = "POST"')
+print(f"wrk.body = {json.dumps(sys.argv[1])}")
+print('wrk.headers["Content-Type"] = "application/json"')
+PY
 
 # ---- COUNT=instructions ----
 # One keep-alive connection, N sequential requests; any answer but 200 fails the count.
@@ -459,12 +531,16 @@ cat >"$TMP/client.py" <<'PY'
 import http.client
 import sys
 
-# The third argument is one header line ("Name: value"), or empty for none.
+# The third argument is one header line ("Name: value"), or empty for none; a fourth
+# and fifth, a path and a JSON body to POST there.
 port, n, header = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+path, body = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else ("/", None)
 headers = dict([header.split(": ", 1)]) if header else {}
+if body is not None:
+    headers["content-type"] = "application/json"
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 for i in range(n):
-    conn.request("GET", "/", headers=headers)
+    conn.request("POST" if body else "GET", path, body=body, headers=headers)
     response = conn.getresponse()
     response.read()
     if response.status != 200:
@@ -482,12 +558,13 @@ callgrind_total() { # dump file -> total instructions in it
 }
 
 count_instructions() { # setup: Envoy's instructions per request, into RESULTS
-    local s=$1 header t0 t1 busy idle out=$TMP/callgrind-$1.out
+    local s=$1 header t0 t1 busy idle out=$TMP/callgrind-$1.out request=()
     header=$(credential_header "$(token_of "$s")")
-    python3 "$TMP/client.py" "$PORT" 300 "$header" || die "setup $s: warm-up failed"
+    ! is_chat "$s" || request=("$CHAT_PATH" "$CHAT_BODY")
+    python3 "$TMP/client.py" "$PORT" 300 "$header" "${request[@]}" || die "setup $s: warm-up failed"
     callgrind_control -z "$ENVOY_PID" >/dev/null 2>&1
     t0=$(date +%s.%N)
-    python3 "$TMP/client.py" "$PORT" "$REQUESTS" "$header" || die "setup $s: a request failed"
+    python3 "$TMP/client.py" "$PORT" "$REQUESTS" "$header" "${request[@]}" || die "setup $s: a request failed"
     t1=$(date +%s.%N)
     callgrind_control -d "$ENVOY_PID" >/dev/null 2>&1
     # What the same Envoy runs idle for as long (timers, fairgate's tick), taken off.
@@ -522,7 +599,7 @@ print("instructions Envoy runs per request (user space, callgrind), Envoy --conc
 print("direct_response 200, one keep-alive connection")
 print()
 print(f"{'setup':<32} {'instr/req':>10} {'over (a)':>9}")
-for s in "abcdefg":
+for s in "abcdefgtu":
     if s in per:
         over = f"{per[s] - per['a']:>+9.0f}" if "a" in per else f"{'-':>9}"
         print(f"{names[s]:<32} {per[s]:>10.0f} {over}")
@@ -616,7 +693,7 @@ print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s eac
 print()
 print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}"
       f" {'cpu us/req':>11}")
-for s in "abcdefg":
+for s in "abcdefgtu":
     if s not in med:
         continue
     rps, p50, p99, cpu = med[s]

@@ -12,6 +12,8 @@
 //! - `headroom`: the GPU sidecar's snapshot, who polls it, and routing by headroom.
 //! - `llm`, `usage`, `accounting`: LLM token accounting: request bodies read, tokens
 //!   reserved, answers' `usage` read from JSON and SSE, reservations settled.
+//! - `hold`: whether Envoy holds a request's headers while its body is read (so that
+//!   nothing leaves for the upstream before the request is admitted).
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 
@@ -22,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod fair_queue;
 pub mod headroom;
+pub mod hold;
 pub mod identity;
 pub mod jwt;
 pub mod llm;

@@ -84,6 +84,14 @@ pub fn routed_counter(cluster: &str) -> String {
     format!("fg_routed.cluster.{}", tag_value(cluster))
 }
 
+/// `fg_forwarded_before_body` by tenant: requests whose headers left for the upstream
+/// before their body was read and their tokens reserved, because Envoy does not hold
+/// headers for the filter (no `allow_on_headers_stop_iteration`). 0 in a correct
+/// deployment.
+pub fn forwarded_before_body_counter(tenant: &str) -> String {
+    format!("fg_forwarded_before_body.tenant.{tenant}")
+}
+
 /// The kinds of `fg_tokens`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {

@@ -73,6 +73,9 @@ pub struct EnvoyConfig {
     /// The listeners come from a file Envoy watches (LDS), so that a test can change
     /// them while Envoy runs (`Envoy::update_listeners`).
     pub listeners_from_file: bool,
+    /// The wasm filter's `allow_on_headers_stop_iteration`: Envoy holds a request's
+    /// headers while fairgate reads its body (on, as the shipped configs have it).
+    pub hold_headers: bool,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -95,6 +98,7 @@ impl EnvoyConfig {
             cluster_header: None,
             more_listeners: Vec::new(),
             listeners_from_file: false,
+            hold_headers: true,
         }
     }
 
@@ -131,6 +135,13 @@ impl EnvoyConfig {
             root_id: root_id.to_string(),
             plugin_config: plugin_config.to_string(),
         });
+        self
+    }
+
+    /// An Envoy without `allow_on_headers_stop_iteration`, as an Istio `WasmPlugin`
+    /// makes one unless patched.
+    pub fn without_header_hold(mut self) -> Self {
+        self.hold_headers = false;
         self
     }
 
@@ -183,7 +194,7 @@ impl EnvoyConfig {
         };
         std::iter::once(&main)
             .chain(&self.more_listeners)
-            .map(|l| listener_fields(&action, l, &wasm))
+            .map(|l| listener_fields(&action, l, &wasm, self.hold_headers))
             .collect()
     }
 
@@ -245,7 +256,7 @@ impl EnvoyConfig {
 
 /// The fields of one listener with the fairgate filter (in the VM `fairgate`) before
 /// the router.
-fn listener_fields(action: &str, l: &Listener, wasm: &Path) -> String {
+fn listener_fields(action: &str, l: &Listener, wasm: &Path, hold_headers: bool) -> String {
     let (name, plugin_name, root_id, plugin) =
         (&l.name, &l.plugin_name, &l.root_id, &l.plugin_config);
     let wasm = wasm.display().to_string();
@@ -260,6 +271,7 @@ fn listener_fields(action: &str, l: &Listener, wasm: &Path) -> String {
           "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
           "stat_prefix": {name:?},
           "max_request_headers_kb": 96,
+          "http_protocol_options": {{"enable_trailers": true}},
           "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
             "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
           "http_filters": [
@@ -269,6 +281,7 @@ fn listener_fields(action: &str, l: &Listener, wasm: &Path) -> String {
                 "config": {{
                   "name": {plugin_name:?}, "root_id": {root_id:?},
                   "failure_policy": "FAIL_CLOSED",
+                  "allow_on_headers_stop_iteration": {hold_headers},
                   "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
                   "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
                     "code": {{"local": {{"filename": {wasm:?}}}}}}}

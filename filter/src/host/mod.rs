@@ -18,11 +18,15 @@
 //! request.
 //!
 //! Token accounting (`Flow`) adds, for an OpenAI-compatible request with a body: the
-//! path and `content-length` read and the latter removed at the headers (they go on
-//! to the upstream once admitted: proxy-wasm cannot hold headers while a body is
-//! read), the body read once complete (and replaced when rewritten), the token
-//! bucket's CAS, and per answer chunk one read (and a write when a chunk changes);
-//! the settlement's CAS at the end.
+//! path and `content-length` read at the headers, which Envoy holds (plugin option
+//! `allow_on_headers_stop_iteration`, learnt per VM by `hold`) while the body is
+//! buffered; the body read once complete (and replaced, with its `content-length`,
+//! when rewritten), the token bucket's CAS, then admission: nothing leaves for the
+//! upstream before the request is admitted, so a refused request never reaches it.
+//! Per answer chunk one read (and a write when a chunk changes); the settlement's CAS
+//! at the end. Where Envoy does not hold headers, they go on once admitted at the
+//! headers, without `content-length` (the body may be rewritten), and the body is
+//! read on its way through.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -43,12 +47,13 @@ use crate::accounting::{BodyVerdict, Observed, Reserved};
 use crate::clock::Clock;
 use crate::config::{Config, TenantPolicy};
 use crate::headroom;
+use crate::hold::HeaderHold;
 use crate::identity::RequestHeaders;
 use crate::llm::Endpoint;
 use crate::metrics::{
-    prompt_estimate_error_histogram, queue_wait_histogram, requests_counter, routed_counter,
-    tenant_weight_gauge, tokens_counter, tokens_reserved_counter, Decision, TokenKind,
-    WAKEUP_HISTOGRAM,
+    forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
+    requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
+    Decision, TokenKind, WAKEUP_HISTOGRAM,
 };
 use crate::pipeline::{Gate, Verdict};
 use crate::response::{self, LocalReply};
@@ -240,6 +245,7 @@ struct Shared {
     /// Headroom from the GPU sidecar, where `sidecar` is configured.
     sidecar: Option<RefCell<Sidecar>>,
     routing: Routing,
+    hold: RefCell<HeaderHold>,
 }
 
 /// Where requests go: `routing.header`, written when any tenant is pinned or shared
@@ -285,6 +291,34 @@ impl Shared {
         };
         self.run(actions);
         Some(out)
+    }
+
+    /// Where Envoy turned out not to hold headers for the body (`hold`), lets the
+    /// requests held to find out go on: their bodies are read as they pass.
+    fn release_stalled_probes(&self, now_ms: u64) {
+        let Some(stalled) = self
+            .hold
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut h| h.expire(now_ms))
+        else {
+            return;
+        };
+        log(
+            LogLevel::Critical,
+            "fairgate: Envoy passed no request body to the filter while it held the \
+             headers: set allow_on_headers_stop_iteration: true in the wasm filter's \
+             config. Until then, requests with a body leave for the upstream before \
+             their token budget is known (fg_forwarded_before_body counts them)",
+        );
+        for context in stalled {
+            if hostcalls::set_effective_context(context).is_ok() {
+                // The body may be rewritten on its way through.
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
+                let _ = hostcalls::resume_http_request();
+            }
+        }
     }
 
     fn run(&self, mut actions: Vec<PoolAction>) {
@@ -451,6 +485,7 @@ impl RootContext for FairgateRoot {
             pools,
             sidecar,
             routing,
+            hold: RefCell::new(HeaderHold::default()),
         }));
         if let Err(status) = hostcalls::set_tick_period(TICK_PERIOD) {
             log(
@@ -468,6 +503,7 @@ impl RootContext for FairgateRoot {
                 counters.flush();
             }
             let now_ms = HostClock.now_ms();
+            shared.release_stalled_probes(now_ms);
             if let Ok(mut gate) = shared.gate.try_borrow_mut() {
                 if let Err(e) = gate.return_leases(&HostStore, now_ms) {
                     log(
@@ -508,6 +544,7 @@ impl RootContext for FairgateRoot {
             shared: self.shared.clone(),
             context_id,
             flow: None,
+            queued: false,
         }))
     }
 
@@ -521,6 +558,9 @@ struct FairgateHttp {
     context_id: u32,
     /// A request whose body is read and whose tokens are accounted.
     flow: Option<Box<Flow>>,
+    /// Paused in a pool's queue: a body arriving meanwhile must wait with the
+    /// headers (a body chunk answered `Continue` would let them go on).
+    queued: bool,
 }
 
 /// A request on the token-accounting path: from its headers to its end.
@@ -531,6 +571,13 @@ struct Flow {
     endpoint: Endpoint,
     /// `tokens.max_body_bytes`: a body growing past it is refused as it arrives.
     max_bytes: usize,
+    /// The decision counted once it is admitted.
+    decision: Decision,
+    /// The pool (cluster) it was routed to at its headers.
+    pool: Rc<str>,
+    /// Admitted once its tokens are reserved, not at its headers: its headers wait
+    /// for its body (or did, until the VM learnt that Envoy does not hold them).
+    admit_after_body: bool,
     /// Set once the body is read and the tokens reserved.
     reserved: Option<Reserved>,
     /// fairgate answered it (a refusal after the body was read, or at admission).
@@ -549,6 +596,9 @@ enum Answer {
     Done(Option<Usage>),
 }
 
+/// A buffer size that reads a whole buffer (the host returns what there is).
+const WHOLE_BODY: usize = usize::MAX;
+
 /// The largest JSON answer read for its usage; a larger one is charged by estimate.
 const MAX_JSON_ANSWER: usize = 4 << 20;
 
@@ -563,6 +613,11 @@ impl Context for FairgateHttp {
         if self.flow.is_none() && shared.pools.is_none() {
             // Nothing to settle or release: no host call on this path.
             return true;
+        }
+        if self.flow.as_ref().is_some_and(|f| f.admit_after_body) {
+            if let Ok(mut hold) = shared.hold.try_borrow_mut() {
+                hold.ended(self.context_id);
+            }
         }
         let now_ms = HostClock.now_ms();
         let actual_cost = self
@@ -586,6 +641,32 @@ fn send_reply(status: u32, headers: &[(&'static str, String)], body: &str) {
             LogLevel::Warn,
             &format!("fairgate: local reply failed: {status:?}"),
         );
+    }
+}
+
+/// Chooses the request's cluster (routing header written, the client's copy removed)
+/// and returns the pool it is admitted to.
+fn route(shared: &Shared, policy: &TenantPolicy, now_ms: u64) -> Rc<str> {
+    if !shared.routing.active {
+        return SHARED_POOL.into();
+    }
+    let route = shared
+        .routing
+        .choose(policy.cluster.as_deref(), shared, now_ms);
+    // Set, or remove the client's own copy: only fairgate picks clusters.
+    let _ = hostcalls::set_map_value(
+        MapType::HttpRequestHeaders,
+        &shared.routing.header,
+        route.as_deref(),
+    );
+    match route {
+        Some(cluster) => {
+            if let Ok(mut counters) = shared.counters.try_borrow_mut() {
+                counters.count_named(routed_counter(&cluster));
+            }
+            cluster.into()
+        }
+        None => SHARED_POOL.into(),
     }
 }
 
@@ -615,28 +696,26 @@ impl FairgateHttp {
             return Action::Continue;
         };
         let now_ms = HostClock.now_ms();
-        let route = match shared.routing.active {
-            true => shared
-                .routing
-                .choose(policy.cluster.as_deref(), shared, now_ms),
-            false => None,
-        };
-        if shared.routing.active {
-            // Set, or remove the client's own copy: only fairgate picks clusters.
-            let _ = hostcalls::set_map_value(
-                MapType::HttpRequestHeaders,
-                &shared.routing.header,
-                route.as_deref(),
-            );
-        }
-        if let (Some(cluster), Ok(mut counters)) = (&route, shared.counters.try_borrow_mut()) {
-            counters.count_named(routed_counter(cluster));
-        }
-        let pool = route.as_deref().unwrap_or(SHARED_POOL);
+        let pool = route(shared, &policy, now_ms);
+        self.admit(shared, label, &policy, &pool, decision, cost, now_ms)
+    }
+
+    /// Admits the request to `pool`, queues it (paused) or refuses it.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        shared: &Shared,
+        label: &str,
+        policy: &TenantPolicy,
+        pool: &str,
+        decision: Decision,
+        cost: f64,
+        now_ms: u64,
+    ) -> Action {
         let context = self.context_id;
         let admission = shared
             .with_pools(|pools, actions| {
-                pools.admit(context, label, &policy, pool, cost, now_ms, actions)
+                pools.admit(context, label, policy, pool, cost, now_ms, actions)
             })
             .unwrap_or(Admission::Forward);
         let refusal = match admission {
@@ -644,7 +723,10 @@ impl FairgateHttp {
                 shared.count(Some(label), decision);
                 return Action::Continue;
             }
-            Admission::Wait => return Action::Pause,
+            Admission::Wait => {
+                self.queued = true;
+                return Action::Pause;
+            }
             Admission::Shed => (
                 Decision::Shed,
                 response::overloaded(
@@ -661,13 +743,56 @@ impl FairgateHttp {
         Action::Pause
     }
 
-    /// The body of an accounted (and admitted) request is complete: reserve its
-    /// tokens, or refuse it (the upstream, which has its headers, sees a reset).
-    fn on_body(&mut self, shared: &Shared, body_size: usize) -> Action {
+    /// What a chunk of the request body that fairgate has no more to do with gets:
+    /// it waits while the request waits for a slot, and goes on once it has one.
+    fn pass_body(&mut self, shared: &Shared) -> Action {
+        if self.queued {
+            let waiting = shared
+                .pools
+                .as_ref()
+                .and_then(|p| p.try_borrow().ok())
+                .and_then(|p| p.holds_slot(self.context_id))
+                == Some(false);
+            if waiting {
+                return Action::Pause;
+            }
+            self.queued = false;
+        }
+        Action::Continue
+    }
+
+    /// For an accounted request whose body is still to be read: whether its headers
+    /// are still held (a body callback for held headers shows that Envoy holds
+    /// them, where this VM did not know yet). None once its body is dealt with.
+    fn reading_body(&mut self, shared: &Shared) -> Option<bool> {
+        let flow = self.flow.as_ref()?;
+        if flow.reserved.is_some() || flow.answered_locally {
+            return None;
+        }
+        if !flow.admit_after_body {
+            return Some(false);
+        }
+        let Ok(mut hold) = shared.hold.try_borrow_mut() else {
+            return Some(false);
+        };
+        if hold.body_arrived() {
+            log(
+                LogLevel::Info,
+                "fairgate: Envoy holds request headers while the body is read",
+            );
+        }
+        Some(hold.holds())
+    }
+
+    /// The body of an accounted request is complete (`body_size` bytes, or
+    /// `WHOLE_BODY`): reserve its tokens, or refuse it; then, where its headers waited
+    /// for it, admit it. `headers_held`: nothing of the request has left yet.
+    fn on_body(&mut self, shared: &Shared, body_size: usize, headers_held: bool) -> Action {
         let Some(flow) = self.flow.as_mut() else {
             return Action::Continue;
         };
         let body = buffer(BufferType::HttpRequestBody, body_size);
+        let now_ms = HostClock.now_ms();
         let verdict = match shared.gate.try_borrow() {
             Ok(gate) => gate.accountant().on_request_body(
                 &flow.tenant,
@@ -675,7 +800,7 @@ impl FairgateHttp {
                 flow.endpoint,
                 &body,
                 &HostStore,
-                HostClock.now_ms(),
+                now_ms,
             ),
             Err(_) => return Action::Continue,
         };
@@ -701,13 +826,26 @@ impl FairgateHttp {
                     );
                 }
                 if let Some(new_body) = rewritten {
-                    let replaced =
-                        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body);
-                    if replaced.is_err() {
-                        log(
+                    let replaced = hostcalls::set_buffer(
+                        BufferType::HttpRequestBody,
+                        0,
+                        body.len(),
+                        &new_body,
+                    );
+                    match replaced {
+                        // The upstream gets a length, never a chunked body it did not ask for.
+                        Ok(()) if headers_held => {
+                            let _ = hostcalls::set_map_value(
+                                MapType::HttpRequestHeaders,
+                                "content-length",
+                                Some(&new_body.len().to_string()),
+                            );
+                        }
+                        Ok(()) => {}
+                        Err(_) => log(
                             LogLevel::Warn,
                             "fairgate: the request body could not be rewritten",
-                        );
+                        ),
                     }
                 }
                 let estimate = match shared.gate.try_borrow() {
@@ -718,9 +856,24 @@ impl FairgateHttp {
                     Err(_) => REQUEST_COST,
                 };
                 flow.reserved = Some(reserved);
+                if flow.admit_after_body && !headers_held {
+                    // Held to learn that Envoy does not hold headers, then let go.
+                    if let Ok(mut counters) = shared.counters.try_borrow_mut() {
+                        counters.count_named(forwarded_before_body_counter(&flow.label));
+                    }
+                }
+                if flow.admit_after_body {
+                    let (label, policy, pool, decision) = (
+                        flow.label.clone(),
+                        flow.policy.clone(),
+                        flow.pool.clone(),
+                        flow.decision,
+                    );
+                    return self.admit(shared, &label, &policy, &pool, decision, estimate, now_ms);
+                }
                 let context = self.context_id;
                 shared.with_pools(|pools, _| pools.reestimate(context, estimate));
-                Action::Continue
+                self.pass_body(shared)
             }
         }
     }
@@ -832,9 +985,6 @@ impl HttpContext for FairgateHttp {
                     false => None,
                 };
                 if let (Some(endpoint), Some(policy)) = (endpoint, policy) {
-                    // The body is read on its way through, after the headers have gone
-                    // on (proxy-wasm cannot hold headers back while reading a body): it
-                    // may be rewritten, so the upstream gets it chunked.
                     let body_bytes = HostHeaders
                         .header("content-length")
                         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -845,25 +995,43 @@ impl HttpContext for FairgateHttp {
                         send(&response::payload_too_large(max_bytes));
                         return Action::Pause;
                     }
-                    let _ = hostcalls::set_map_value(
-                        MapType::HttpRequestHeaders,
-                        "content-length",
-                        None,
-                    );
                     let cost = gate.accountant().admission_estimate(body_bytes);
                     let policy = policy.clone();
+                    drop(gate);
+                    let now_ms = HostClock.now_ms();
+                    let pool = route(&shared, &policy, now_ms);
+                    let holds = shared.hold.try_borrow().is_ok_and(|h| h.holds());
                     self.flow = Some(Box::new(Flow {
                         tenant,
                         label: label.clone(),
                         policy: policy.clone(),
                         endpoint,
                         max_bytes,
+                        decision,
+                        pool: pool.clone(),
+                        admit_after_body: holds,
                         reserved: None,
                         answered_locally: false,
                         answer: Answer::Unread,
                     }));
-                    drop(gate);
-                    return self.proceed(&shared, &label, Some(policy), decision, cost);
+                    if holds {
+                        // Nothing leaves until the body is read and the request admitted.
+                        if let Ok(mut hold) = shared.hold.try_borrow_mut() {
+                            hold.held(self.context_id, now_ms);
+                        }
+                        return Action::Pause;
+                    }
+                    // Envoy does not hold headers: they go on once admitted, and the
+                    // body, read on its way through, may be rewritten.
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "content-length",
+                        None,
+                    );
+                    if let Ok(mut counters) = shared.counters.try_borrow_mut() {
+                        counters.count_named(forwarded_before_body_counter(&label));
+                    }
+                    return self.admit(&shared, &label, &policy, &pool, decision, cost, now_ms);
                 }
                 let policy = match fair_admission || shared.routing.active {
                     true => policy.cloned(),
@@ -895,23 +1063,34 @@ impl HttpContext for FairgateHttp {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let Some(flow) = self.flow.as_mut() else {
-            return Action::Continue;
+        let Some(headers_held) = self.reading_body(&shared) else {
+            return self.pass_body(&shared);
         };
-        if flow.reserved.is_some() || flow.answered_locally {
-            return Action::Continue;
-        }
-        if body_size > flow.max_bytes {
-            flow.answered_locally = true;
-            shared.count(Some(&flow.label), Decision::TooLarge);
-            send(&response::payload_too_large(flow.max_bytes));
-            return Action::Pause;
+        if let Some(flow) = self.flow.as_mut() {
+            if body_size > flow.max_bytes {
+                flow.answered_locally = true;
+                shared.count(Some(&flow.label), Decision::TooLarge);
+                send(&response::payload_too_large(flow.max_bytes));
+                return Action::Pause;
+            }
         }
         if !end_of_stream {
             // Buffered by Envoy until the body is complete.
             return Action::Pause;
         }
-        self.on_body(&shared, body_size)
+        self.on_body(&shared, body_size, headers_held)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        // A body followed by trailers ends here, not at a last chunk: decided now, or
+        // the trailers would let it go on unread.
+        match self.reading_body(&shared) {
+            Some(headers_held) => self.on_body(&shared, WHOLE_BODY, headers_held),
+            None => self.pass_body(&shared),
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

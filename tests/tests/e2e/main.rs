@@ -7,6 +7,7 @@ mod admission;
 mod budgets;
 mod config;
 mod identity;
+mod isolation;
 mod metrics;
 mod module;
 mod sidecar;
