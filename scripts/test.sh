@@ -16,9 +16,9 @@ ensure_envoy
 say "format"
 cargo fmt --all --check
 
-say "lints (native, and the filter for wasm32-wasip1)"
+say "lints (native, and the core and the filter for wasm32-wasip1)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
-cargo clippy --quiet -p fairgate-filter --target wasm32-wasip1 -- -D warnings
+cargo clippy --quiet -p fairgate-core -p fairgate-filter --target wasm32-wasip1 -- -D warnings
 
 say "build the filter (wasm32-wasip1, release)"
 build_filter

@@ -113,7 +113,7 @@ grep -q '^fairgate_cluster_requests_waiting' <<<"$metrics" ||
 {
   grep -v '^#' <<<"$metrics" | sed 's/[{ ].*//'
   grep '^# TYPE' <<<"$metrics" | cut -d' ' -f3
-  grep -rhoE '\bfg_[a-z0-9_]+' filter/src
+  grep -rhoE '\bfg_[a-z0-9_]+' core/src filter/src
 } | sort -u >"$tmp/known-metrics.txt"
 echo "$(wc -l <"$tmp/known-metrics.txt") metric names exported"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs fairgate-filter's unit tests compiled to wasm32-unknown-unknown, under
+# Runs fairgate-core's unit tests compiled to wasm32-unknown-unknown, under
 # wasm-bindgen-test in node. The runner comes from .cargo/config.toml and must be
 # the same version as the wasm-bindgen crate in Cargo.lock.
 # Usage (from the repo root): scripts/wasm-unit-tests.sh [extra cargo test args]
@@ -18,4 +18,4 @@ if [[ "$have" != "$want" ]]; then
 fi
 
 rustup target add wasm32-unknown-unknown
-cargo test -p fairgate-filter --target wasm32-unknown-unknown --lib "$@"
+cargo test -p fairgate-core --target wasm32-unknown-unknown --lib "$@"

@@ -1,7 +1,7 @@
 //! Token counting and the answer text: no tokenizer, only rules a test can work out
 //! by hand.
 //!
-//! - Prompt tokens are fairgate's filter's estimate (`filter/src/llm.rs`), so that
+//! - Prompt tokens are fairgate's filter's estimate (`core/src/llm.rs`), so that
 //!   through the filter the estimate and the settled `usage` agree: the text bytes of
 //!   the request's prompt fields (chat: `messages`, `tools`; completions: `prompt`,
 //!   `suffix`; embeddings: `input`), a quarter, rounded up, at least 1:
@@ -16,7 +16,7 @@
 //!   answer ends with `finish_reason: "length"`, else `"stop"`.
 
 /// The prompt rule is the filter's own, used as is (see the module doc).
-pub use fairgate_filter::llm::{estimate_tokens as estimate, text_bytes};
+pub use fairgate_core::llm::{estimate_tokens as estimate, text_bytes};
 
 /// Why an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

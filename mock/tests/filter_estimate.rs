@@ -7,8 +7,8 @@
 // The helpers are test code too.
 #![allow(clippy::unwrap_used)]
 
-use fairgate_filter::llm::{Endpoint, LlmRequest};
-use fairgate_filter::usage::{SseScanner, Usage};
+use fairgate_core::llm::{Endpoint, LlmRequest};
+use fairgate_core::usage::{SseScanner, Usage};
 use fairgate_mock::{spawn, MockConfig, MockHandle};
 use serde_json::{json, Value};
 

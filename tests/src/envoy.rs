@@ -215,7 +215,7 @@ impl EnvoyConfig {
                 port = c.addr.port()
             );
         }
-        let tags = fairgate_filter::metrics::STATS_TAGS
+        let tags = fairgate_core::metrics::STATS_TAGS
             .iter()
             .map(|(name, regex)| format!(r#"{{"tag_name": {name:?}, "regex": {regex:?}}}"#))
             .collect::<Vec<_>>()

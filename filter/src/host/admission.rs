@@ -20,13 +20,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
 use super::{log, HostStore};
-use crate::config::{PoolConfig, TenantPolicy, Tenants};
-use crate::fair_queue::{
+use fairgate_core::config::{PoolConfig, TenantPolicy, Tenants};
+use fairgate_core::fair_queue::{
     reservations, Admit, FairQueue, Limits, PoolState, Reservation, Ticket, Updated, Waiter,
 };
-use crate::headroom::Snapshot;
-use crate::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge};
-use crate::store::{cas_update, StoreError, Update};
+use fairgate_core::headroom::Snapshot;
+use fairgate_core::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge};
+use fairgate_core::store::{cas_update, StoreError, Update};
 
 /// The pool of tenants not pinned to a cluster of their own. Until headroom routing
 /// lands, all shared clusters form this one pool.

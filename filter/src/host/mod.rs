@@ -43,22 +43,22 @@ mod sidecar;
 use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST, SHARED_POOL};
 use sidecar::Sidecar;
 
-use crate::accounting::{BodyVerdict, Observed, Reserved};
-use crate::clock::Clock;
-use crate::config::{Config, TenantPolicy};
-use crate::headroom;
-use crate::hold::HeaderHold;
-use crate::identity::RequestHeaders;
-use crate::llm::Endpoint;
-use crate::metrics::{
+use fairgate_core::accounting::{BodyVerdict, Observed, Reserved};
+use fairgate_core::clock::Clock;
+use fairgate_core::config::{Config, TenantPolicy};
+use fairgate_core::headroom;
+use fairgate_core::hold::HeaderHold;
+use fairgate_core::identity::RequestHeaders;
+use fairgate_core::llm::Endpoint;
+use fairgate_core::metrics::{
     forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
     requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
     Decision, TokenKind, WAKEUP_HISTOGRAM,
 };
-use crate::pipeline::{Gate, Verdict};
-use crate::response::{self, LocalReply};
-use crate::store::{SharedStore, StoreError, Versioned};
-use crate::usage::{Pass, SseScanner, Usage};
+use fairgate_core::pipeline::{Gate, Verdict};
+use fairgate_core::response::{self, LocalReply};
+use fairgate_core::store::{SharedStore, StoreError, Versioned};
+use fairgate_core::usage::{Pass, SseScanner, Usage};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);

@@ -9,9 +9,9 @@ use proxy_wasm::types::{BufferType, LogLevel, MapType};
 
 use super::admission::Gauge;
 use super::{log, HostStore};
-use crate::config::SidecarConfig;
-use crate::headroom::{PollClaim, Snapshot};
-use crate::store::{cas_update, SharedStore, Update};
+use fairgate_core::config::SidecarConfig;
+use fairgate_core::headroom::{PollClaim, Snapshot};
+use fairgate_core::store::{cas_update, SharedStore, Update};
 
 /// A larger answer is refused unread (a real one is a few KB per cluster).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -64,11 +64,11 @@ impl Sidecar {
             gauges.push(("fg_sidecar_snapshot_age_ms".to_string(), s.age_ms(now_ms)));
             for (name, c) in &s.clusters {
                 gauges.push((
-                    crate::metrics::headroom_gauge(name),
+                    fairgate_core::metrics::headroom_gauge(name),
                     (c.headroom * 100.0).round() as u64,
                 ));
                 gauges.push((
-                    crate::metrics::sidecar_capacity_gauge(name),
+                    fairgate_core::metrics::sidecar_capacity_gauge(name),
                     u64::from(c.capacity),
                 ));
             }

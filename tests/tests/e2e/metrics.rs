@@ -1,8 +1,8 @@
 //! SPEC section 7: requests by tenant and decision in `/stats/prometheus`.
 
+use fairgate_core::metrics::STATS_TAGS;
 use fairgate_e2e::envoy::{repo_root, Envoy, EnvoyConfig};
 use fairgate_e2e::plugin;
-use fairgate_filter::metrics::STATS_TAGS;
 use serde_json::json;
 
 use crate::{client, expect_prometheus, get};

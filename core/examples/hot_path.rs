@@ -3,7 +3,7 @@
 //! and a request budget too large to refuse (the same setup as `bench/overhead.sh`'s
 //! (c)), against an in-memory shared store. Run by hand:
 //!
-//!     cargo run --release -p fairgate-filter --example hot_path
+//!     cargo run --release -p fairgate-core --example hot_path
 //!
 //! In Envoy the same code runs compiled to wasm under V8, plus the host calls (the
 //! identity header, the clock, the tenant header write): this is the floor of what
@@ -12,11 +12,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use fairgate_filter::clock::Clock;
-use fairgate_filter::config::Config;
-use fairgate_filter::identity::RequestHeaders;
-use fairgate_filter::pipeline::{Gate, Verdict};
-use fairgate_filter::store::MemoryStore;
+use fairgate_core::clock::Clock;
+use fairgate_core::config::Config;
+use fairgate_core::identity::RequestHeaders;
+use fairgate_core::pipeline::{Gate, Verdict};
+use fairgate_core::store::MemoryStore;
 use jwt_simple::prelude::*;
 
 const SECRET: &[u8] = b"fairgate-demo-secret-do-not-use!";

@@ -14,7 +14,7 @@
 //! In front of it, `RECENT_SLOTS` recently used tokens (up to `RECENT_MAX_BYTES`
 //! each) are kept whole in a direct-mapped memo and compared byte for byte: a hit
 //! there skips the keyed hash of the whole token, the most expensive step of a cache
-//! hit (`filter/examples/hot_path.rs`).
+//! hit (`core/examples/hot_path.rs`).
 
 use std::hash::Hasher;
 use std::rc::Rc;
