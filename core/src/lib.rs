@@ -16,7 +16,8 @@
 //!   shared-data value per pool.
 //! - `headroom`: the GPU sidecar's snapshot, who polls it, and routing by headroom.
 //! - `llm`, `usage`, `accounting`: LLM token accounting: request bodies read, tokens
-//!   reserved, answers' `usage` read from JSON and SSE, reservations settled.
+//!   reserved, answers' `usage` read from JSON and SSE, reservations settled; `flow`:
+//!   one accounted request from its headers to its end, as a host drives it.
 //! - `hold`: whether Envoy holds a request's headers while its body is read (so that
 //!   nothing leaves for the upstream before the request is admitted).
 //! - `pipeline`: the request-header decision, `response`: local replies,
@@ -28,6 +29,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod fair_queue;
+pub mod flow;
 pub mod headroom;
 pub mod hold;
 pub mod identity;

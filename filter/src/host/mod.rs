@@ -43,22 +43,20 @@ mod sidecar;
 use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST, SHARED_POOL};
 use sidecar::Sidecar;
 
-use fairgate_core::accounting::{BodyVerdict, Observed, Reserved};
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
+use fairgate_core::flow::{BodyChunk, BodyDone, Flow, CLAMPED_HEADER};
 use fairgate_core::headroom;
 use fairgate_core::hold::HeaderHold;
 use fairgate_core::identity::RequestHeaders;
 use fairgate_core::llm::Endpoint;
 use fairgate_core::metrics::{
-    forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
-    requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
-    Decision, TokenKind, WAKEUP_HISTOGRAM,
+    forwarded_before_body_counter, queue_wait_histogram, requests_counter, routed_counter,
+    tenant_weight_gauge, Decision, WAKEUP_HISTOGRAM,
 };
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
 use fairgate_core::store::{SharedStore, StoreError, Versioned};
-use fairgate_core::usage::{Pass, SseScanner, Usage};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -563,47 +561,8 @@ struct FairgateHttp {
     queued: bool,
 }
 
-/// A request on the token-accounting path: from its headers to its end.
-struct Flow {
-    tenant: Rc<str>,
-    label: Rc<str>,
-    policy: TenantPolicy,
-    endpoint: Endpoint,
-    /// `tokens.max_body_bytes`: a body growing past it is refused as it arrives.
-    max_bytes: usize,
-    /// The decision counted once it is admitted.
-    decision: Decision,
-    /// The pool (cluster) it was routed to at its headers.
-    pool: Rc<str>,
-    /// Admitted once its tokens are reserved, not at its headers: its headers wait
-    /// for its body (or did, until the VM learnt that Envoy does not hold them).
-    admit_after_body: bool,
-    /// Set once the body is read and the tokens reserved.
-    reserved: Option<Reserved>,
-    /// fairgate answered it (a refusal after the body was read, or at admission).
-    answered_locally: bool,
-    answer: Answer,
-}
-
-/// How the answer is read for its usage.
-enum Answer {
-    /// Not read (not yet, or no body, or given up on).
-    Unread,
-    /// A JSON answer, gathered up to `MAX_JSON_ANSWER` bytes; parsed at its end.
-    Json(Vec<u8>),
-    Stream(SseScanner),
-    /// The JSON answer's usage, once parsed.
-    Done(Option<Usage>),
-}
-
 /// A buffer size that reads a whole buffer (the host returns what there is).
 const WHOLE_BODY: usize = usize::MAX;
-
-/// The largest JSON answer read for its usage; a larger one is charged by estimate.
-const MAX_JSON_ANSWER: usize = 4 << 20;
-
-/// The response header that says `max_tokens` was lowered (clamped) and to what.
-const CLAMPED_HEADER: &str = "x-fairgate-max-tokens";
 
 impl Context for FairgateHttp {
     fn on_done(&mut self) -> bool {
@@ -736,7 +695,7 @@ impl FairgateHttp {
             Admission::QueueFull => (Decision::QueueFull, response::queue_full()),
         };
         if let Some(flow) = self.flow.as_mut() {
-            flow.answered_locally = true;
+            flow.answered_locally();
         }
         shared.count(Some(label), refusal.0);
         send(&refusal.1);
@@ -765,10 +724,7 @@ impl FairgateHttp {
     /// are still held (a body callback for held headers shows that Envoy holds
     /// them, where this VM did not know yet). None once its body is dealt with.
     fn reading_body(&mut self, shared: &Shared) -> Option<bool> {
-        let flow = self.flow.as_ref()?;
-        if flow.reserved.is_some() || flow.answered_locally {
-            return None;
-        }
+        let flow = self.flow.as_ref().filter(|f| f.reading_body())?;
         if !flow.admit_after_body {
             return Some(false);
         }
@@ -793,146 +749,94 @@ impl FairgateHttp {
         };
         let body = buffer(BufferType::HttpRequestBody, body_size);
         let now_ms = HostClock.now_ms();
-        let verdict = match shared.gate.try_borrow() {
-            Ok(gate) => gate.accountant().on_request_body(
-                &flow.tenant,
-                &flow.policy,
-                flow.endpoint,
-                &body,
-                &HostStore,
-                now_ms,
-            ),
+        let done = match shared.gate.try_borrow() {
+            Ok(gate) => flow.on_body(gate.accountant(), &body, &HostStore, now_ms),
             Err(_) => return Action::Continue,
         };
-        match verdict {
-            BodyVerdict::Reject { reply, decision } => {
-                flow.answered_locally = true;
+        let (rewritten, store_error, cost, admit) = match done {
+            BodyDone::Refuse { reply, decision } => {
                 shared.count(Some(&flow.label), decision);
                 send(&reply);
-                Action::Pause
+                return Action::Pause;
             }
-            BodyVerdict::Forward {
-                reserved,
-                body: rewritten,
+            BodyDone::Forward {
+                rewritten,
                 store_error,
-            } => {
-                if let Some(e) = store_error {
-                    log(
-                        LogLevel::Warn,
-                        &format!(
-                            "fairgate: token budget of {} not enforced: {e}",
-                            flow.tenant
-                        ),
+                cost,
+                admit,
+            } => (rewritten, store_error, cost, admit),
+        };
+        if let Some(e) = store_error {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "fairgate: token budget of {} not enforced: {e}",
+                    flow.tenant
+                ),
+            );
+        }
+        if let Some(new_body) = rewritten {
+            let replaced =
+                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+            match replaced {
+                // The upstream gets a length, never a chunked body it did not ask for.
+                Ok(()) if headers_held => {
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "content-length",
+                        Some(&new_body.len().to_string()),
                     );
                 }
-                if let Some(new_body) = rewritten {
-                    let replaced = hostcalls::set_buffer(
-                        BufferType::HttpRequestBody,
-                        0,
-                        body.len(),
-                        &new_body,
-                    );
-                    match replaced {
-                        // The upstream gets a length, never a chunked body it did not ask for.
-                        Ok(()) if headers_held => {
-                            let _ = hostcalls::set_map_value(
-                                MapType::HttpRequestHeaders,
-                                "content-length",
-                                Some(&new_body.len().to_string()),
-                            );
-                        }
-                        Ok(()) => {}
-                        Err(_) => log(
-                            LogLevel::Warn,
-                            "fairgate: the request body could not be rewritten",
-                        ),
-                    }
-                }
-                let estimate = match shared.gate.try_borrow() {
-                    Ok(gate) => gate
-                        .accountant()
-                        .config()
-                        .cost(reserved.prompt_estimate, reserved.max_output),
-                    Err(_) => REQUEST_COST,
-                };
-                flow.reserved = Some(reserved);
-                if flow.admit_after_body && !headers_held {
-                    // Held to learn that Envoy does not hold headers, then let go.
-                    if let Ok(mut counters) = shared.counters.try_borrow_mut() {
-                        counters.count_named(forwarded_before_body_counter(&flow.label));
-                    }
-                }
-                if flow.admit_after_body {
-                    let (label, policy, pool, decision) = (
-                        flow.label.clone(),
-                        flow.policy.clone(),
-                        flow.pool.clone(),
-                        flow.decision,
-                    );
-                    return self.admit(shared, &label, &policy, &pool, decision, estimate, now_ms);
-                }
-                let context = self.context_id;
-                shared.with_pools(|pools, _| pools.reestimate(context, estimate));
-                self.pass_body(shared)
+                Ok(()) => {}
+                Err(_) => log(
+                    LogLevel::Warn,
+                    "fairgate: the request body could not be rewritten",
+                ),
             }
         }
+        if admit && !headers_held {
+            // Held to learn that Envoy does not hold headers, then let go.
+            if let Ok(mut counters) = shared.counters.try_borrow_mut() {
+                counters.count_named(forwarded_before_body_counter(&flow.label));
+            }
+        }
+        if admit {
+            let (label, policy, pool, decision) = (
+                flow.label.clone(),
+                flow.policy.clone(),
+                flow.pool.clone(),
+                flow.decision,
+            );
+            return self.admit(shared, &label, &policy, &pool, decision, cost, now_ms);
+        }
+        let context = self.context_id;
+        shared.with_pools(|pools, _| pools.reestimate(context, cost));
+        self.pass_body(shared)
     }
 
     /// Charges an accounted request what it used; returns its fair-scheduler cost.
     fn settle(&self, shared: &Shared, flow: Flow, now_ms: u64) -> Option<f64> {
-        let reserved = flow.reserved?;
         let holds_slot = shared
             .pools
             .as_ref()
             .and_then(|p| p.try_borrow().ok())
             .and_then(|p| p.holds_slot(self.context_id));
-        let (usage, delivered_chunks) = match flow.answer {
-            Answer::Stream(s) => (s.usage, s.content_chunks),
-            Answer::Done(usage) => (usage, 0),
-            Answer::Unread | Answer::Json(_) => (None, 0),
-        };
-        let observed = Observed {
-            forwarded: !flow.answered_locally && holds_slot != Some(false),
-            usage,
-            delivered_chunks,
-        };
+        let tenant = flow.tenant.clone();
         let gate = shared.gate.try_borrow().ok()?;
-        let settled = gate.accountant().settle(
-            &flow.tenant,
-            &flow.policy,
-            &reserved,
-            &observed,
-            &HostStore,
-            now_ms,
-        );
+        let settled = flow.settle(gate.accountant(), holds_slot, &HostStore, now_ms)?;
         drop(gate);
         if let Some(e) = &settled.store_error {
             log(
                 LogLevel::Warn,
-                &format!("fairgate: settling the tokens of {}: {e}", flow.tenant),
+                &format!("fairgate: settling the tokens of {tenant}: {e}"),
             );
         }
         if let Ok(mut counters) = shared.counters.try_borrow_mut() {
-            let label = &flow.label;
-            let c = settled.charged;
-            for (kind, n) in [
-                (TokenKind::Input, c.input),
-                (TokenKind::Output, c.output),
-                (TokenKind::Cached, c.cached),
-            ] {
-                if n > 0 {
-                    counters.add_named(tokens_counter(label, kind), n);
-                }
+            for (name, n) in settled.counters {
+                counters.add_named(name, n);
             }
-            if observed.forwarded {
-                counters.add_named(
-                    tokens_reserved_counter(label),
-                    reserved.prompt_estimate + reserved.max_output,
-                );
-            }
-            if let Some(u) = usage.filter(|u| u.input > 0) {
-                let error = reserved.prompt_estimate.abs_diff(u.input) * 100 / u.input;
-                counters.record(prompt_estimate_error_histogram(label), error);
+            if let Some((name, value)) = settled.estimate_error {
+                counters.record(name, value);
             }
         }
         Some(settled.cost)
@@ -1001,19 +905,16 @@ impl HttpContext for FairgateHttp {
                     let now_ms = HostClock.now_ms();
                     let pool = route(&shared, &policy, now_ms);
                     let holds = shared.hold.try_borrow().is_ok_and(|h| h.holds());
-                    self.flow = Some(Box::new(Flow {
+                    self.flow = Some(Box::new(Flow::new(
                         tenant,
-                        label: label.clone(),
-                        policy: policy.clone(),
+                        label.clone(),
+                        policy.clone(),
                         endpoint,
                         max_bytes,
                         decision,
-                        pool: pool.clone(),
-                        admit_after_body: holds,
-                        reserved: None,
-                        answered_locally: false,
-                        answer: Answer::Unread,
-                    }));
+                        pool.clone(),
+                        holds,
+                    )));
                     if holds {
                         // Nothing leaves until the body is read and the request admitted.
                         if let Ok(mut hold) = shared.hold.try_borrow_mut() {
@@ -1066,19 +967,19 @@ impl HttpContext for FairgateHttp {
         let Some(headers_held) = self.reading_body(&shared) else {
             return self.pass_body(&shared);
         };
-        if let Some(flow) = self.flow.as_mut() {
-            if body_size > flow.max_bytes {
-                flow.answered_locally = true;
+        let Some(flow) = self.flow.as_mut() else {
+            return Action::Continue;
+        };
+        match flow.on_body_chunk(body_size, end_of_stream) {
+            // Envoy buffers it with the rest.
+            BodyChunk::Buffer => Action::Pause,
+            BodyChunk::TooLarge(reply) => {
                 shared.count(Some(&flow.label), Decision::TooLarge);
-                send(&response::payload_too_large(flow.max_bytes));
-                return Action::Pause;
+                send(&reply);
+                Action::Pause
             }
+            BodyChunk::Complete => self.on_body(&shared, body_size, headers_held),
         }
-        if !end_of_stream {
-            // Buffered by Envoy until the body is complete.
-            return Action::Pause;
-        }
-        self.on_body(&shared, body_size, headers_held)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -1097,61 +998,37 @@ impl HttpContext for FairgateHttp {
         let Some(flow) = self.flow.as_mut() else {
             return Action::Continue;
         };
-        let Some(reserved) = &flow.reserved else {
+        if !flow.is_reserved() {
             return Action::Continue;
+        }
+        let content_type = match end_of_stream {
+            true => Vec::new(),
+            false => hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         };
-        if let Some(clamped) = reserved.clamped_to {
+        let edits = flow.on_response_headers(&content_type, end_of_stream);
+        if let Some(clamped) = edits.clamped_to {
             let _ = hostcalls::add_map_value(
                 MapType::HttpResponseHeaders,
                 CLAMPED_HEADER,
                 &clamped.to_string(),
             );
         }
-        if end_of_stream {
-            return Action::Continue;
-        }
-        let content_type =
-            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-        if content_type.starts_with(b"text/event-stream") {
-            if reserved.strip_usage {
-                // The stream loses a chunk on its way: its length is no longer known.
-                let _ =
-                    hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
-            }
-            flow.answer = Answer::Stream(SseScanner::new(reserved.strip_usage));
-        } else {
-            flow.answer = Answer::Json(Vec::new());
+        if edits.drop_content_length {
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(flow) = self.flow.as_mut() else {
+        let Some(flow) = self.flow.as_mut().filter(|f| f.reads_answer()) else {
             return Action::Continue;
         };
-        match &mut flow.answer {
-            Answer::Stream(scanner) => {
-                let chunk = buffer(BufferType::HttpResponseBody, body_size);
-                if let Pass::Replace(bytes) = scanner.feed(&chunk, end_of_stream) {
-                    let _ =
-                        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
-                }
-            }
-            Answer::Json(gathered) => {
-                if gathered.len() + body_size > MAX_JSON_ANSWER {
-                    flow.answer = Answer::Done(None);
-                    return Action::Continue;
-                }
-                gathered.extend_from_slice(&buffer(BufferType::HttpResponseBody, body_size));
-                if end_of_stream {
-                    let usage = Usage::from_json_body(gathered);
-                    flow.answer = Answer::Done(usage);
-                }
-            }
-            Answer::Unread | Answer::Done(_) => {}
+        let chunk = buffer(BufferType::HttpResponseBody, body_size);
+        if let Some(bytes) = flow.on_response_chunk(&chunk, end_of_stream) {
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
         }
         Action::Continue
     }
