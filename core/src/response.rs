@@ -1,8 +1,11 @@
 //! Local replies: the OpenAI error body and headers of every refusal (SPEC section 6).
 //!
 //! Bodies are `{"error": {"message", "type", "param", "code"}}`, the shape OpenAI
-//! SDK clients parse. Rate-limit replies carry `retry-after` in whole seconds
-//! (rounded up, never 0), `retry-after-ms`, and OpenAI's `x-ratelimit-*` headers.
+//! SDK clients parse. A refusal that waiting can cure carries `retry-after` in whole
+//! seconds (rounded up, never 0) and `retry-after-ms`, which the SDKs' own retries
+//! obey; rate-limit replies add OpenAI's `x-ratelimit-*` headers. One that no retry
+//! can fix (401, 403, 400, 413, a request larger than its tenant's token burst)
+//! carries `x-should-retry: false` instead, so that an SDK does not retry it.
 
 use serde::Serialize;
 
@@ -31,6 +34,23 @@ struct ErrorDetail<'a> {
     kind: &'a str,
     param: Option<&'a str>,
     code: &'a str,
+}
+
+/// The header that tells OpenAI SDKs not to retry.
+const NO_RETRY: (&str, &str) = ("x-should-retry", "false");
+
+fn no_retry(mut headers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    headers.push((NO_RETRY.0, NO_RETRY.1.to_string()));
+    headers
+}
+
+/// `retry-after` and `retry-after-ms` for a wait of about `ms`.
+fn retry_in(ms: u64) -> [(&'static str, String); 2] {
+    let ms = ms.max(1);
+    [
+        ("retry-after", ms.div_ceil(1000).to_string()),
+        ("retry-after-ms", ms.to_string()),
+    ]
 }
 
 fn reply(
@@ -76,7 +96,7 @@ pub fn missing_tenant(reason: &str) -> LocalReply {
         "authentication_error",
         "missing_tenant",
         &format!("fairgate: {reason}"),
-        vec![("www-authenticate", "Bearer".to_string())],
+        no_retry(vec![("www-authenticate", "Bearer".to_string())]),
     )
 }
 
@@ -87,10 +107,10 @@ pub fn invalid_tenant_token(reason: &str) -> LocalReply {
         "authentication_error",
         "invalid_tenant_token",
         &format!("fairgate: {reason}"),
-        vec![(
+        no_retry(vec![(
             "www-authenticate",
             "Bearer error=\"invalid_token\"".to_string(),
-        )],
+        )]),
     )
 }
 
@@ -101,7 +121,7 @@ pub fn unknown_tenant(tenant: &str) -> LocalReply {
         "permission_error",
         "unknown_tenant",
         &format!("fairgate: tenant {tenant:?} is not configured"),
-        Vec::new(),
+        no_retry(Vec::new()),
     )
 }
 
@@ -109,9 +129,10 @@ pub fn unknown_tenant(tenant: &str) -> LocalReply {
 pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> LocalReply {
     let retry_after_ms = retry_after_ms.max(1);
     let suffix = kind.as_str();
+    let [after_s, after_ms] = retry_in(retry_after_ms);
     let headers = vec![
-        ("retry-after", retry_after_ms.div_ceil(1000).to_string()),
-        ("retry-after-ms", retry_after_ms.to_string()),
+        after_s,
+        after_ms,
         (limit_header(kind), quota.limit.to_string()),
         (remaining_header(kind), quota.remaining.to_string()),
         (reset_header(kind), openai_duration(quota.reset_ms)),
@@ -129,7 +150,8 @@ pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> Loc
 }
 
 /// 429 `rate_limit_exceeded`: the request needs more tokens than the tenant's
-/// `token_burst` could ever hold (OpenAI's "request too large" for a TPM limit).
+/// `token_burst` could ever hold (OpenAI's "request too large" for a TPM limit): no
+/// wait helps.
 pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
     reply_about(
         429,
@@ -141,9 +163,7 @@ pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
              more than this tenant's token burst of {}; lower max_tokens",
             quota.limit
         ),
-        vec![
-            ("retry-after", openai_retry_s(quota.reset_ms)),
-            ("retry-after-ms", quota.reset_ms.max(1).to_string()),
+        no_retry(vec![
             (limit_header(BudgetKind::Tokens), quota.limit.to_string()),
             (
                 remaining_header(BudgetKind::Tokens),
@@ -153,12 +173,8 @@ pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
                 reset_header(BudgetKind::Tokens),
                 openai_duration(quota.reset_ms),
             ),
-        ],
+        ]),
     )
-}
-
-fn openai_retry_s(ms: u64) -> String {
-    ms.max(1).div_ceil(1000).to_string()
 }
 
 /// 400 `invalid_request_body`: an OpenAI-compatible body fairgate cannot read.
@@ -169,7 +185,7 @@ pub fn bad_request(param: Option<&str>, message: &str) -> LocalReply {
         "invalid_request_body",
         param,
         &format!("fairgate: {message}"),
-        Vec::new(),
+        no_retry(Vec::new()),
     )
 }
 
@@ -180,7 +196,7 @@ pub fn payload_too_large(max_bytes: usize) -> LocalReply {
         "invalid_request_error",
         "request_too_large",
         &format!("fairgate: the request body is larger than {max_bytes} bytes"),
-        Vec::new(),
+        no_retry(Vec::new()),
     )
 }
 
@@ -191,7 +207,7 @@ pub fn queue_full() -> LocalReply {
         "rate_limit_error",
         "queue_full",
         "fairgate: too many of this tenant's requests are waiting for the GPUs",
-        vec![("retry-after", "1".to_string())],
+        retry_in(1000).to_vec(),
     )
 }
 
@@ -203,7 +219,7 @@ pub fn overloaded(reason: &str) -> LocalReply {
         "server_error",
         "overloaded",
         &format!("fairgate: {reason}"),
-        vec![("retry-after", "1".to_string())],
+        retry_in(1000).to_vec(),
     )
 }
 
@@ -323,8 +339,37 @@ mod tests {
         };
         let r = too_many_tokens(500, &quota);
         assert_eq!(r.status, 429);
-        assert_eq!(header(&r, "retry-after"), Some("3"));
         assert_eq!(header(&r, "x-ratelimit-limit-tokens"), Some("100"));
         assert!(r.body.contains("500") && r.body.contains("rate_limit_exceeded"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_refusal_no_retry_can_fix_says_so_and_the_others_say_when_to_retry() {
+        let quota = Quota {
+            limit: 100,
+            remaining: 0,
+            reset_ms: 2500,
+        };
+        for r in [
+            missing_tenant("x"),
+            invalid_tenant_token("x"),
+            unknown_tenant("x"),
+            bad_request(None, "x"),
+            payload_too_large(4096),
+            too_many_tokens(500, &quota),
+        ] {
+            assert_eq!(header(&r, "x-should-retry"), Some("false"), "{}", r.code);
+            assert_eq!(header(&r, "retry-after"), None, "{}", r.code);
+        }
+        for r in [
+            rate_limited(BudgetKind::Tokens, 1500, &quota),
+            queue_full(),
+            overloaded("x"),
+        ] {
+            assert_eq!(header(&r, "x-should-retry"), None, "{}", r.code);
+            let ms: u64 = header(&r, "retry-after-ms").unwrap().parse().unwrap();
+            let s: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+            assert_eq!(s, ms.div_ceil(1000), "{}", r.code);
+        }
     }
 }

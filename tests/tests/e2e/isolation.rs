@@ -111,6 +111,15 @@ async fn no_refused_request_reaches_the_upstream_in_any_refusal_case() {
         (0, 0, 0),
         "401, 403, 400 and 413 reached the upstream"
     );
+    for reply in [&missing, &unknown, &bad, &large] {
+        // No retry can fix these: the OpenAI SDKs are told not to try.
+        assert_eq!(
+            reply.header("x-should-retry"),
+            Some("false"),
+            "{}",
+            reply.status
+        );
+    }
 
     // Budgets: the first request of each tenant is admitted, the rest are not.
     assert_eq!(gw.ask("limited", Body::Json, 8, 8).await, 200);
@@ -122,6 +131,7 @@ async fn no_refused_request_reaches_the_upstream_in_any_refusal_case() {
         ),
         (429, Some("0"))
     );
+    assert_eq!(limited.header("x-should-retry"), None, "waiting helps");
     assert_eq!(gw.ask("thrifty", Body::Json, 64, 64).await, 200);
     for body in BODIES {
         assert_eq!(gw.ask("thrifty", body, 64, 64).await, 429, "{body:?}");
