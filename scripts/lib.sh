@@ -38,3 +38,8 @@ ensure_envoy() {
 build_filter() {
   cargo build --quiet -p fairgate-filter --target wasm32-wasip1 --release
 }
+
+# The native dynamic module, target/release/libfairgate.so.
+build_module() {
+  cargo build --quiet -p fairgate-module --release
+}

@@ -10,7 +10,8 @@
 #   schemas, unknown fields refused; the cluster names agree between the WasmPlugin,
 #   the VirtualService, the sidecar's Service and its config;
 # - the sidecar configs: `fairgate-sidecar --check`;
-# - Envoy: every shipped full Envoy config, the compose one with its wasm path
+# - Envoy: every shipped full Envoy config (envoy/envoy-module.yaml with the built
+#   native module), the compose one with its wasm path
 #   pointed at the built filter, and the Istio pluginConfig embedded in a config with
 #   Istio's cluster names and the EnvoyFilter's stats_tags, through
 #   `envoy --mode validate` (the filter must log "fairgate: configured");
@@ -19,14 +20,15 @@
 # Installs what it lacks, idempotently: Debian's docker-compose and prometheus
 # (promtool) with apt-get only when missing; the npm packages pinned in
 # scripts/deploy-check/package-lock.json into .tools/deploy-check. Expects the filter
-# built (scripts/test.sh builds it first); builds the sidecar (debug, as the tests
-# do) unless SIDECAR_BIN names one.
+# and the native module built (scripts/test.sh builds them first); builds the sidecar
+# (debug, as the tests do) unless SIDECAR_BIN names one.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 WASM=target/wasm32-wasip1/release/fairgate_filter.wasm
+MODULE=target/release/libfairgate.so
 TOOLS=.tools/deploy-check
 
 tmp=$(mktemp -d)
@@ -57,6 +59,7 @@ if [ "$(cat "$TOOLS/.installed" 2>/dev/null)" != "$lock" ]; then
 fi
 ensure_envoy
 [ -f "$WASM" ] || { echo "$WASM is missing: build the filter first (scripts/lib.sh build_filter)" >&2; exit 1; }
+[ -f "$MODULE" ] || { echo "$MODULE is missing: build the native module first (scripts/lib.sh build_module)" >&2; exit 1; }
 if [ -z "${SIDECAR_BIN:-}" ]; then
   cargo build --quiet -p fairgate-sidecar
   SIDECAR_BIN=target/debug/fairgate-sidecar
@@ -129,7 +132,8 @@ promtool check rules "$tmp/dashboard-rules.yml" | sed "s#$tmp/dashboard-rules.ym
 
 say "deploy checks: Envoy configs (envoy --mode validate)"
 envoy_validate() { # FILE WHAT
-  if ! "$ENVOY_BIN" --mode validate -l info -c "$1" >"$tmp/envoy.log" 2>&1 ||
+  if ! ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$REPO_ROOT/$(dirname "$MODULE")" \
+    "$ENVOY_BIN" --mode validate -l info -c "$1" >"$tmp/envoy.log" 2>&1 ||
     ! grep -q 'fairgate: configured' "$tmp/envoy.log"; then
     grep -E 'fairgate|error|critical' "$tmp/envoy.log" >&2 || cat "$tmp/envoy.log" >&2
     echo "$2: envoy --mode validate failed" >&2

@@ -11,17 +11,15 @@
 //! - Answer: a stream (`text/event-stream`) is scanned chunk by chunk for its usage
 //!   (the usage chunk fairgate asked for taken back out); a JSON answer is gathered,
 //!   up to `MAX_JSON_ANSWER` bytes, and parsed at its end.
-//! - End: what the answer showed is charged (`Accountant::settle`), and the counters
-//!   that say so are named here.
+//! - End: what the answer showed is charged (`Accountant::settle`), with the amounts
+//!   each host counts in its metrics.
 
 use std::rc::Rc;
 
 use crate::accounting::{Accountant, BodyVerdict, Observed, Reserved};
 use crate::config::TenantPolicy;
 use crate::llm::Endpoint;
-use crate::metrics::{
-    prompt_estimate_error_histogram, tokens_counter, tokens_reserved_counter, Decision, TokenKind,
-};
+use crate::metrics::{Decision, TokenKind};
 use crate::response::{self, LocalReply};
 use crate::store::{SharedStore, StoreError};
 use crate::usage::{Pass, SseScanner, Usage};
@@ -107,16 +105,19 @@ pub struct AnswerEdits {
     pub drop_content_length: bool,
 }
 
-/// What a settled request was charged, and the counters that say so.
+/// What a settled request was charged: the amounts its host counts
+/// (`fg_tokens`, `fg_tokens_reserved`, `fg_prompt_estimate_error_pct`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
     /// The fair-scheduler cost of what it used.
     pub cost: f64,
     pub store_error: Option<StoreError>,
-    /// Counters to add to: (name, amount).
-    pub counters: Vec<(String, u64)>,
-    /// A histogram sample: (name, value).
-    pub estimate_error: Option<(String, u64)>,
+    /// Tokens charged, by kind; kinds of none left out.
+    pub charged: Vec<(TokenKind, u64)>,
+    /// What it reserved (prompt estimate + answer cap), where it reached the upstream.
+    pub reserved: Option<u64>,
+    /// The prompt estimate's error against the real prompt tokens, in percent.
+    pub estimate_error_pct: Option<u64>,
 }
 
 impl Flow {
@@ -292,32 +293,25 @@ impl Flow {
             store,
             now_ms,
         );
-        let label = &self.label;
         let c = settled.charged;
-        let mut counters: Vec<(String, u64)> = [
+        let charged = [
             (TokenKind::Input, c.input),
             (TokenKind::Output, c.output),
             (TokenKind::Cached, c.cached),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(kind, n)| (tokens_counter(label, kind), n))
         .collect();
-        if observed.forwarded {
-            counters.push((
-                tokens_reserved_counter(label),
-                reserved.prompt_estimate + reserved.max_output,
-            ));
-        }
-        let estimate_error = usage.filter(|u| u.input > 0).map(|u| {
-            let error = reserved.prompt_estimate.abs_diff(u.input) * 100 / u.input;
-            (prompt_estimate_error_histogram(label), error)
-        });
         Some(Settlement {
             cost: settled.cost,
             store_error: settled.store_error,
-            counters,
-            estimate_error,
+            charged,
+            reserved: observed
+                .forwarded
+                .then_some(reserved.prompt_estimate + reserved.max_output),
+            estimate_error_pct: usage
+                .filter(|u| u.input > 0)
+                .map(|u| reserved.prompt_estimate.abs_diff(u.input) * 100 / u.input),
         })
     }
 }
@@ -436,19 +430,8 @@ mod tests {
         assert_eq!(f.on_response_chunk(rest, true), None);
         let s = f.settle(&a, Some(true), &store, 0).unwrap();
         assert_eq!(s.cost, a.config().cost(12, 30));
-        assert!(s
-            .counters
-            .contains(&("fg_tokens.tenant.acme.kind.input".into(), 12)));
-        assert!(s
-            .counters
-            .contains(&("fg_tokens.tenant.acme.kind.output".into(), 30)));
-        assert!(s
-            .counters
-            .contains(&("fg_tokens_reserved.tenant.acme".into(), 60)));
-        assert_eq!(
-            s.estimate_error,
-            Some(("fg_prompt_estimate_error_pct.tenant.acme".into(), 16))
-        );
+        assert_eq!(s.charged, [(TokenKind::Input, 12), (TokenKind::Output, 30)]);
+        assert_eq!((s.reserved, s.estimate_error_pct), (Some(60), Some(16)));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -477,7 +460,9 @@ mod tests {
         let mut f = flow(true);
         forward(f.on_body(&a, &chat(50, false), &store, 0));
         let s = f.settle(&a, Some(false), &store, 0).unwrap();
-        assert_eq!(s.cost, 0.0);
-        assert!(s.counters.is_empty(), "{:?}", s.counters);
+        assert_eq!(
+            (s.cost, s.charged.as_slice(), s.reserved),
+            (0.0, &[][..], None)
+        );
     }
 }

@@ -38,6 +38,46 @@ pub fn envoy_bin() -> PathBuf {
     );
 }
 
+/// Which build of fairgate the tests put in Envoy (SPEC section 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// The proxy-wasm module, `fairgate_filter.wasm`.
+    Wasm,
+    /// The native dynamic module, `libfairgate.so`.
+    Module,
+}
+
+/// The host under test: `FAIRGATE_HOST=module` for the native module, else wasm.
+pub fn host() -> Host {
+    match std::env::var("FAIRGATE_HOST").as_deref() {
+        Ok("module") => Host::Module,
+        Ok("wasm") | Err(_) => Host::Wasm,
+        Ok(other) => panic!("FAIRGATE_HOST={other}: want wasm or module"),
+    }
+}
+
+/// Where Envoy finds `libfairgate.so` (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`);
+/// `scripts/test.sh` builds it before the tests.
+pub fn module_dir() -> PathBuf {
+    let dir = repo_root().join("target/release");
+    assert!(
+        dir.join("libfairgate.so").exists(),
+        "{}/libfairgate.so is missing: cargo build -p fairgate-module --release",
+        dir.display()
+    );
+    dir
+}
+
+/// The name a metric of fairgate's has in `/stats/prometheus` under the host under
+/// test: `fg_requests` from the wasm module is `envoy_dynamicmodulescustom_fg_requests`
+/// from the native one.
+pub fn prometheus_name(series: &str) -> String {
+    match host() {
+        Host::Wasm => series.to_string(),
+        Host::Module => format!("envoy_dynamicmodulescustom_{series}"),
+    }
+}
+
 /// The filter built for Envoy; `scripts/test.sh` builds it before the tests.
 pub fn filter_wasm() -> PathBuf {
     let path = repo_root().join("target/wasm32-wasip1/release/fairgate_filter.wasm");
@@ -174,7 +214,7 @@ impl EnvoyConfig {
     /// Each listener's fields (a JSON object without its braces): the main one, then
     /// `more_listeners`.
     fn listener_fields(&self) -> Vec<String> {
-        let wasm = filter_wasm();
+        let host = host();
         let route = match (&self.cluster_header, self.clusters.first()) {
             (Some(h), _) => format!(r#"{{"cluster_header": {h:?}, "timeout": "60s"}}"#),
             (None, Some(c)) => format!(r#"{{"cluster": {:?}, "timeout": "60s"}}"#, c.name),
@@ -194,7 +234,7 @@ impl EnvoyConfig {
         };
         std::iter::once(&main)
             .chain(&self.more_listeners)
-            .map(|l| listener_fields(&action, l, &wasm, self.hold_headers))
+            .map(|l| listener_fields(&action, l, host, self.hold_headers))
             .collect()
     }
 
@@ -254,12 +294,42 @@ impl EnvoyConfig {
     }
 }
 
-/// The fields of one listener with the fairgate filter (in the VM `fairgate`) before
-/// the router.
-fn listener_fields(action: &str, l: &Listener, wasm: &Path, hold_headers: bool) -> String {
-    let (name, plugin_name, root_id, plugin) =
-        (&l.name, &l.plugin_name, &l.root_id, &l.plugin_config);
-    let wasm = wasm.display().to_string();
+/// The fairgate HTTP filter of `host` with the listener's plugin configuration: the
+/// wasm filter in the VM `fairgate`, or the dynamic module.
+fn fairgate_filter(l: &Listener, host: Host, hold_headers: bool) -> String {
+    let (plugin_name, root_id, plugin) = (&l.plugin_name, &l.root_id, &l.plugin_config);
+    match host {
+        Host::Module => format!(
+            r#"{{"name": {plugin_name:?},
+              "typed_config": {{
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": {{"name": "fairgate"}},
+                "filter_name": {plugin_name:?},
+                "filter_config": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}}}}}}"#
+        ),
+        Host::Wasm => {
+            let wasm = filter_wasm().display().to_string();
+            format!(
+                r#"{{"name": "envoy.filters.http.wasm",
+              "typed_config": {{
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {{
+                  "name": {plugin_name:?}, "root_id": {root_id:?},
+                  "failure_policy": "FAIL_CLOSED",
+                  "allow_on_headers_stop_iteration": {hold_headers},
+                  "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
+                  "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
+                    "code": {{"local": {{"filename": {wasm:?}}}}}}}
+                }}}}}}"#
+            )
+        }
+    }
+}
+
+/// The fields of one listener with the fairgate filter before the router.
+fn listener_fields(action: &str, l: &Listener, host: Host, hold_headers: bool) -> String {
+    let name = &l.name;
+    let filter = fairgate_filter(l, host, hold_headers);
     format!(
         r#"
       "name": {name:?},
@@ -275,17 +345,7 @@ fn listener_fields(action: &str, l: &Listener, wasm: &Path, hold_headers: bool) 
           "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
             "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
           "http_filters": [
-            {{"name": "envoy.filters.http.wasm",
-              "typed_config": {{
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {{
-                  "name": {plugin_name:?}, "root_id": {root_id:?},
-                  "failure_policy": "FAIL_CLOSED",
-                  "allow_on_headers_stop_iteration": {hold_headers},
-                  "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
-                  "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
-                    "code": {{"local": {{"filename": {wasm:?}}}}}}}
-                }}}}}},
+            {filter},
             {{"name": "envoy.filters.http.router",
               "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}
           ]}}}}]}}]
@@ -323,6 +383,9 @@ impl Drop for TempDir {
 
 fn envoy_command() -> Command {
     let mut cmd = Command::new(envoy_bin());
+    if host() == Host::Module {
+        cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module_dir());
+    }
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL this
     // child when the test process dies, however it dies.
     unsafe {

@@ -51,8 +51,9 @@ use fairgate_core::hold::HeaderHold;
 use fairgate_core::identity::RequestHeaders;
 use fairgate_core::llm::Endpoint;
 use fairgate_core::metrics::{
-    forwarded_before_body_counter, queue_wait_histogram, requests_counter, routed_counter,
-    tenant_weight_gauge, Decision, WAKEUP_HISTOGRAM,
+    forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
+    requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
+    Decision, WAKEUP_HISTOGRAM,
 };
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
@@ -821,7 +822,7 @@ impl FairgateHttp {
             .as_ref()
             .and_then(|p| p.try_borrow().ok())
             .and_then(|p| p.holds_slot(self.context_id));
-        let tenant = flow.tenant.clone();
+        let (tenant, label) = (flow.tenant.clone(), flow.label.clone());
         let gate = shared.gate.try_borrow().ok()?;
         let settled = flow.settle(gate.accountant(), holds_slot, &HostStore, now_ms)?;
         drop(gate);
@@ -832,11 +833,14 @@ impl FairgateHttp {
             );
         }
         if let Ok(mut counters) = shared.counters.try_borrow_mut() {
-            for (name, n) in settled.counters {
-                counters.add_named(name, n);
+            for (kind, n) in settled.charged {
+                counters.add_named(tokens_counter(&label, kind), n);
             }
-            if let Some((name, value)) = settled.estimate_error {
-                counters.record(name, value);
+            if let Some(n) = settled.reserved {
+                counters.add_named(tokens_reserved_counter(&label), n);
+            }
+            if let Some(pct) = settled.estimate_error_pct {
+                counters.record(prompt_estimate_error_histogram(&label), pct);
             }
         }
         Some(settled.cost)

@@ -15,7 +15,7 @@ mod tokens;
 
 use std::time::{Duration, Instant};
 
-use fairgate_e2e::envoy::Envoy;
+use fairgate_e2e::envoy::{prometheus_name, Envoy};
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -78,14 +78,20 @@ pub fn bearer(token: &str) -> (&'static str, String) {
 /// Waits (up to 5 s: workers flush their counters every 100 ms) until every line of
 /// `expected` is in Envoy's `/stats/prometheus`; panics with the fairgate series if not.
 pub async fn expect_prometheus(envoy: &Envoy, expected: &[&str]) {
-    let all_there = |prom: &str| expected.iter().all(|e| prom.lines().any(|l| l == *e));
+    // Written as the wasm module names them; the native module's names carry Envoy's
+    // prefix.
+    let expected: Vec<String> = expected.iter().map(|e| prometheus_name(e)).collect();
+    let all_there = |prom: &str| expected.iter().all(|e| prom.lines().any(|l| l == e));
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut prom = envoy.admin("/stats/prometheus");
     while !all_there(&prom) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         prom = envoy.admin("/stats/prometheus");
     }
-    let fg: Vec<&str> = prom.lines().filter(|l| l.starts_with("fg_")).collect();
+    let fg: Vec<&str> = prom
+        .lines()
+        .filter(|l| l.starts_with(&prometheus_name("fg_")))
+        .collect();
     assert!(
         all_there(&prom),
         "want {expected:#?} in:\n{}",
@@ -96,8 +102,9 @@ pub async fn expect_prometheus(envoy: &Envoy, expected: &[&str]) {
 /// The value of one series (name and labels exactly as printed) in Envoy's
 /// `/stats/prometheus`, if present.
 pub fn prometheus_value(envoy: &Envoy, series: &str) -> Option<f64> {
+    let series = prometheus_name(series);
     envoy.admin("/stats/prometheus").lines().find_map(|l| {
-        l.strip_prefix(series)?
+        l.strip_prefix(series.as_str())?
             .strip_prefix(' ')?
             .trim()
             .parse()
