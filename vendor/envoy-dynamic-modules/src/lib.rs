@@ -58,13 +58,13 @@ use std::sync::OnceLock;
 /// the consuming crate.
 #[doc(hidden)]
 pub fn panic_payload_to_string(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&str>() {
-            Ok(s) => s.to_string(),
-            Err(_) => "<non-string panic payload>".to_string(),
-        },
-    }
+  match payload.downcast::<String>() {
+    Ok(s) => *s,
+    Err(payload) => match payload.downcast::<&str>() {
+      Ok(s) => s.to_string(),
+      Err(_) => "<non-string panic payload>".to_string(),
+    },
+  }
 }
 
 /// Log a panic caught at an FFI boundary. Exposed via `#[doc(hidden)]` so SDK-provided macros
@@ -77,19 +77,19 @@ pub fn panic_payload_to_string(payload: Box<dyn Any + Send>) -> String {
 /// the process is too broken to continue safely.
 #[doc(hidden)]
 pub fn log_ffi_panic(function_name: &str, payload: Box<dyn Any + Send>) {
-    crate::envoy_log_error!(
-        "{}: caught panic at FFI boundary: {}",
-        function_name,
-        crate::panic_payload_to_string(payload)
-    );
+  crate::envoy_log_error!(
+    "{}: caught panic at FFI boundary: {}",
+    function_name,
+    crate::panic_payload_to_string(payload)
+  );
 }
 
 /// This module contains the generated bindings for the envoy dynamic modules ABI.
 ///
 /// This is not meant to be used directly.
 pub mod abi {
-    // Generated once by bindgen 0.70 from abi/abi.h (FAIRGATE.md), not at build time.
-    include!("abi_bindings.rs");
+  // Generated once by bindgen 0.70 from abi/abi.h (FAIRGATE.md), not at build time.
+  include!("abi_bindings.rs");
 }
 
 /// Declare the init functions for the dynamic module.
@@ -125,59 +125,59 @@ pub mod abi {
 /// ```
 #[macro_export]
 macro_rules! declare_init_functions {
-    ($f:ident, $new_http_filter_config_fn:expr, $new_http_filter_per_route_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_CONFIG_FUNCTION,
-                    $new_http_filter_config_fn,
-                    "NEW_HTTP_FILTER_CONFIG_FUNCTION"
-                );
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_PER_ROUTE_CONFIG_FUNCTION,
-                    $new_http_filter_per_route_config_fn,
-                    "NEW_HTTP_FILTER_PER_ROUTE_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_http_filter_config_fn:expr, $new_http_filter_per_route_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_CONFIG_FUNCTION,
+          $new_http_filter_config_fn,
+          "NEW_HTTP_FILTER_CONFIG_FUNCTION"
+        );
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_PER_ROUTE_CONFIG_FUNCTION,
+          $new_http_filter_per_route_config_fn,
+          "NEW_HTTP_FILTER_PER_ROUTE_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
-    ($f:ident, $new_http_filter_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_CONFIG_FUNCTION,
-                    $new_http_filter_config_fn,
-                    "NEW_HTTP_FILTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
+  ($f:ident, $new_http_filter_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_HTTP_FILTER_CONFIG_FUNCTION,
+          $new_http_filter_config_fn,
+          "NEW_HTTP_FILTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 /// Get the concurrency from the server context options.
@@ -185,7 +185,7 @@ macro_rules! declare_init_functions {
 ///
 /// This function must be called on the main thread.
 pub unsafe fn get_server_concurrency() -> u32 {
-    unsafe { abi::envoy_dynamic_module_callback_get_concurrency() }
+  unsafe { abi::envoy_dynamic_module_callback_get_concurrency() }
 }
 
 /// Check if the server is running in config validation mode (`--mode validate`).
@@ -197,7 +197,7 @@ pub unsafe fn get_server_concurrency() -> u32 {
 ///
 /// This function must be called on the main thread.
 pub unsafe fn is_validation_mode() -> bool {
-    unsafe { abi::envoy_dynamic_module_callback_is_validation_mode() }
+  unsafe { abi::envoy_dynamic_module_callback_is_validation_mode() }
 }
 
 /// Register a function pointer under a name in the process-wide function registry.
@@ -221,12 +221,12 @@ pub unsafe fn is_validation_mode() -> bool {
 /// process. A module that registers functions must be loaded with `do_not_close` set to `true` to
 /// avoid being unloaded while the registry still hands out the pointer.
 pub unsafe fn register_function(key: &str, function_ptr: *const std::ffi::c_void) -> bool {
-    unsafe {
-        abi::envoy_dynamic_module_callback_register_function(
-            str_to_module_buffer(key),
-            function_ptr as *mut std::ffi::c_void,
-        )
-    }
+  unsafe {
+    abi::envoy_dynamic_module_callback_register_function(
+      str_to_module_buffer(key),
+      function_ptr as *mut std::ffi::c_void,
+    )
+  }
 }
 
 /// Retrieve a previously registered function pointer by name from the process-wide function
@@ -238,15 +238,14 @@ pub unsafe fn register_function(key: &str, function_ptr: *const std::ffi::c_void
 ///
 /// This is thread-safe and can be called from any thread.
 pub fn get_function(key: &str) -> Option<*const std::ffi::c_void> {
-    let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
-    let found = unsafe {
-        abi::envoy_dynamic_module_callback_get_function(str_to_module_buffer(key), &mut ptr)
-    };
-    if found {
-        Some(ptr as *const std::ffi::c_void)
-    } else {
-        None
-    }
+  let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
+  let found =
+    unsafe { abi::envoy_dynamic_module_callback_get_function(str_to_module_buffer(key), &mut ptr) };
+  if found {
+    Some(ptr as *const std::ffi::c_void)
+  } else {
+    None
+  }
 }
 
 /// Register an opaque data pointer under a name in the process-wide shared data registry.
@@ -274,12 +273,12 @@ pub fn get_function(key: &str) -> Option<*const std::ffi::c_void> {
 /// are responsible for agreeing on the data type out-of-band, since the registry stores opaque
 /// pointers.
 pub unsafe fn register_shared_data(key: &str, data_ptr: *const std::ffi::c_void) -> bool {
-    unsafe {
-        abi::envoy_dynamic_module_callback_register_shared_data(
-            str_to_module_buffer(key),
-            data_ptr as *mut std::ffi::c_void,
-        )
-    }
+  unsafe {
+    abi::envoy_dynamic_module_callback_register_shared_data(
+      str_to_module_buffer(key),
+      data_ptr as *mut std::ffi::c_void,
+    )
+  }
 }
 
 /// Retrieve a previously registered data pointer by name from the process-wide shared data
@@ -290,15 +289,15 @@ pub unsafe fn register_shared_data(key: &str, data_ptr: *const std::ffi::c_void)
 ///
 /// This is thread-safe and can be called from any thread.
 pub fn get_shared_data(key: &str) -> Option<*const std::ffi::c_void> {
-    let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
-    let found = unsafe {
-        abi::envoy_dynamic_module_callback_get_shared_data(str_to_module_buffer(key), &mut ptr)
-    };
-    if found {
-        Some(ptr as *const std::ffi::c_void)
-    } else {
-        None
-    }
+  let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
+  let found = unsafe {
+    abi::envoy_dynamic_module_callback_get_shared_data(str_to_module_buffer(key), &mut ptr)
+  };
+  if found {
+    Some(ptr as *const std::ffi::c_void)
+  } else {
+    None
+  }
 }
 
 /// Log a trace message to Envoy's logging system with [dynamic_modules] Id. Messages won't be
@@ -413,14 +412,14 @@ macro_rules! envoy_log {
 /// align in-module verbosity with the level configured on the Envoy side, including changes applied
 /// at runtime via the admin API.
 pub fn get_log_level() -> abi::envoy_dynamic_module_type_log_level {
-    unsafe { abi::envoy_dynamic_module_callback_get_log_level() }
+  unsafe { abi::envoy_dynamic_module_callback_get_log_level() }
 }
 
 /// Check whether the given log level is enabled for the dynamic modules logging stream. This can be
 /// used to skip expensive work that is only needed when a message at the given level would actually
 /// be logged.
 pub fn is_log_enabled(level: abi::envoy_dynamic_module_type_log_level) -> bool {
-    unsafe { abi::envoy_dynamic_module_callback_log_enabled(level) }
+  unsafe { abi::envoy_dynamic_module_callback_log_enabled(level) }
 }
 
 /// Guard macro that ensures each factory `OnceLock` is registered by exactly one module.
@@ -472,15 +471,15 @@ pub type ProgramInitFunction = fn() -> bool;
 // E.g. one idea is to accept all concrete type parameters for HttpFilterConfig and HttpFilter
 // traits in declare_init_functions!, and generate the match statement based on that.
 pub type NewHttpFilterConfigFunction<EC, EHF> = fn(
-    envoy_filter_config: &mut EC,
-    name: &str,
-    config: &[u8],
+  envoy_filter_config: &mut EC,
+  name: &str,
+  config: &[u8],
 ) -> Option<Box<dyn HttpFilterConfig<EHF>>>;
 
 /// The global init function for HTTP filter configurations. This is set via the
 /// `declare_init_functions` macro, and is not intended to be set directly.
 pub static NEW_HTTP_FILTER_CONFIG_FUNCTION: OnceLock<
-    NewHttpFilterConfigFunction<http::EnvoyHttpFilterConfigImpl, http::EnvoyHttpFilterImpl>,
+  NewHttpFilterConfigFunction<http::EnvoyHttpFilterConfigImpl, http::EnvoyHttpFilterImpl>,
 > = OnceLock::new();
 
 /// The function signature for the new HTTP filter per-route configuration function.
@@ -491,45 +490,45 @@ pub static NEW_HTTP_FILTER_CONFIG_FUNCTION: OnceLock<
 /// This config can be later retried by the filter via
 /// [`EnvoyHttpFilter::get_most_specific_route_config`] method.
 pub type NewHttpFilterPerRouteConfigFunction =
-    fn(name: &str, config: &[u8]) -> Option<Box<dyn Any>>;
+  fn(name: &str, config: &[u8]) -> Option<Box<dyn Any>>;
 
 /// The global init function for HTTP filter per-route configurations. This is set via the
 /// `declare_init_functions` macro, and is not intended to be set directly.
 pub static NEW_HTTP_FILTER_PER_ROUTE_CONFIG_FUNCTION: OnceLock<
-    NewHttpFilterPerRouteConfigFunction,
+  NewHttpFilterPerRouteConfigFunction,
 > = OnceLock::new();
 
 // HTTP filter types are in the http module and re-exported above.
 
 pub(crate) fn str_to_module_buffer(s: &str) -> abi::envoy_dynamic_module_type_module_buffer {
-    abi::envoy_dynamic_module_type_module_buffer {
-        ptr: s.as_ptr() as *const _ as *mut _,
-        length: s.len(),
-    }
+  abi::envoy_dynamic_module_type_module_buffer {
+    ptr: s.as_ptr() as *const _ as *mut _,
+    length: s.len(),
+  }
 }
 
 pub(crate) fn strs_to_module_buffers(
-    strs: &[&str],
+  strs: &[&str],
 ) -> Vec<abi::envoy_dynamic_module_type_module_buffer> {
-    strs.iter().map(|s| str_to_module_buffer(s)).collect()
+  strs.iter().map(|s| str_to_module_buffer(s)).collect()
 }
 
 pub(crate) fn bytes_to_module_buffer(b: &[u8]) -> abi::envoy_dynamic_module_type_module_buffer {
-    abi::envoy_dynamic_module_type_module_buffer {
-        ptr: b.as_ptr() as *const _ as *mut _,
-        length: b.len(),
-    }
+  abi::envoy_dynamic_module_type_module_buffer {
+    ptr: b.as_ptr() as *const _ as *mut _,
+    length: b.len(),
+  }
 }
 
 /// Host count information for a cluster at a specific priority level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClusterHostCount {
-    /// Total number of hosts in the cluster at this priority level.
-    pub total: usize,
-    /// Number of healthy hosts in the cluster at this priority level.
-    pub healthy: usize,
-    /// Number of degraded hosts in the cluster at this priority level.
-    pub degraded: usize,
+  /// Total number of hosts in the cluster at this priority level.
+  pub total: usize,
+  /// Number of healthy hosts in the cluster at this priority level.
+  pub healthy: usize,
+  /// Number of degraded hosts in the cluster at this priority level.
+  pub degraded: usize,
 }
 
 /// The identifier for an EnvoyCounter.
@@ -563,15 +562,15 @@ pub struct EnvoyHistogramId(pub usize);
 pub struct EnvoyHistogramVecId(pub usize);
 
 impl From<envoy_dynamic_module_type_metrics_result>
-    for Result<(), envoy_dynamic_module_type_metrics_result>
+  for Result<(), envoy_dynamic_module_type_metrics_result>
 {
-    fn from(result: envoy_dynamic_module_type_metrics_result) -> Self {
-        if result == envoy_dynamic_module_type_metrics_result::Success {
-            Ok(())
-        } else {
-            Err(result)
-        }
+  fn from(result: envoy_dynamic_module_type_metrics_result) -> Self {
+    if result == envoy_dynamic_module_type_metrics_result::Success {
+      Ok(())
+    } else {
+      Err(result)
     }
+  }
 }
 
 /// We wrap the Box<dyn T> in another Box to be able to pass the address of the Box to C, and
@@ -583,10 +582,10 @@ impl From<envoy_dynamic_module_type_metrics_result>
 // a macro to align with the other macro drop_wrapped_c_void_ptr!.
 #[macro_export]
 macro_rules! wrap_into_c_void_ptr {
-    ($t:expr) => {{
-        let boxed = Box::new($t);
-        Box::into_raw(boxed) as *const ::std::os::raw::c_void
-    }};
+  ($t:expr) => {{
+    let boxed = Box::new($t);
+    Box::into_raw(boxed) as *const ::std::os::raw::c_void
+  }};
 }
 
 /// This macro is used to drop the Box<dyn T> and the underlying object when the C code calls the
@@ -624,30 +623,30 @@ macro_rules! drop_wrapped_c_void_ptr {
 /// [`declare_all_init_functions`] should be used instead.
 #[macro_export]
 macro_rules! declare_network_filter_init_functions {
-    ($f:ident, $new_network_filter_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_NETWORK_FILTER_CONFIG_FUNCTION,
-                    $new_network_filter_config_fn,
-                    "NEW_NETWORK_FILTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_network_filter_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_NETWORK_FILTER_CONFIG_FUNCTION,
+          $new_network_filter_config_fn,
+          "NEW_NETWORK_FILTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 /// Declare the init functions for the dynamic module with any combination of filter types.
@@ -918,18 +917,18 @@ macro_rules! declare_all_init_functions {
 /// config.
 /// The third argument `config` is the raw configuration bytes.
 pub type NewNetworkFilterConfigFunction<EC, ENF> = fn(
-    envoy_filter_config: &mut EC,
-    name: &str,
-    config: &[u8],
+  envoy_filter_config: &mut EC,
+  name: &str,
+  config: &[u8],
 ) -> Option<Box<dyn NetworkFilterConfig<ENF>>>;
 
 /// The global init function for network filter configurations. This is set via the
 /// `declare_network_filter_init_functions` macro, and is not intended to be set directly.
 pub static NEW_NETWORK_FILTER_CONFIG_FUNCTION: OnceLock<
-    NewNetworkFilterConfigFunction<
-        network::EnvoyNetworkFilterConfigImpl,
-        network::EnvoyNetworkFilterImpl,
-    >,
+  NewNetworkFilterConfigFunction<
+    network::EnvoyNetworkFilterConfigImpl,
+    network::EnvoyNetworkFilterImpl,
+  >,
 > = OnceLock::new();
 
 // =============================================================================
@@ -945,30 +944,30 @@ pub static NEW_NETWORK_FILTER_CONFIG_FUNCTION: OnceLock<
 /// listener filter configuration is created.
 #[macro_export]
 macro_rules! declare_listener_filter_init_functions {
-    ($f:ident, $new_listener_filter_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_LISTENER_FILTER_CONFIG_FUNCTION,
-                    $new_listener_filter_config_fn,
-                    "NEW_LISTENER_FILTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_listener_filter_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_LISTENER_FILTER_CONFIG_FUNCTION,
+          $new_listener_filter_config_fn,
+          "NEW_LISTENER_FILTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 /// The function signature for the new listener filter configuration function.
@@ -983,19 +982,19 @@ macro_rules! declare_listener_filter_init_functions {
 /// config.
 /// The third argument `config` is the raw configuration bytes.
 pub type NewListenerFilterConfigFunction<EC, ELF> =
-    fn(
-        envoy_filter_config: &mut EC,
-        name: &str,
-        config: &[u8],
-    ) -> Option<Box<dyn listener::ListenerFilterConfig<ELF>>>;
+  fn(
+    envoy_filter_config: &mut EC,
+    name: &str,
+    config: &[u8],
+  ) -> Option<Box<dyn listener::ListenerFilterConfig<ELF>>>;
 
 /// The global init function for listener filter configurations. This is set via the
 /// `declare_listener_filter_init_functions` macro, and is not intended to be set directly.
 pub static NEW_LISTENER_FILTER_CONFIG_FUNCTION: OnceLock<
-    NewListenerFilterConfigFunction<
-        listener::EnvoyListenerFilterConfigImpl,
-        listener::EnvoyListenerFilterImpl,
-    >,
+  NewListenerFilterConfigFunction<
+    listener::EnvoyListenerFilterConfigImpl,
+    listener::EnvoyListenerFilterImpl,
+  >,
 > = OnceLock::new();
 
 // =============================================================================
@@ -1011,30 +1010,30 @@ pub static NEW_LISTENER_FILTER_CONFIG_FUNCTION: OnceLock<
 /// new UDP listener filter configuration is created.
 #[macro_export]
 macro_rules! declare_udp_listener_filter_init_functions {
-    ($f:ident, $new_udp_listener_filter_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION,
-                    $new_udp_listener_filter_config_fn,
-                    "NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_udp_listener_filter_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION,
+          $new_udp_listener_filter_config_fn,
+          "NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 /// The function signature for the new UDP listener filter configuration function.
@@ -1049,19 +1048,19 @@ macro_rules! declare_udp_listener_filter_init_functions {
 /// config.
 /// The third argument `config` is the raw configuration bytes.
 pub type NewUdpListenerFilterConfigFunction<EC, ELF> =
-    fn(
-        envoy_filter_config: &mut EC,
-        name: &str,
-        config: &[u8],
-    ) -> Option<Box<dyn udp_listener::UdpListenerFilterConfig<ELF>>>;
+  fn(
+    envoy_filter_config: &mut EC,
+    name: &str,
+    config: &[u8],
+  ) -> Option<Box<dyn udp_listener::UdpListenerFilterConfig<ELF>>>;
 
 /// The global init function for UDP listener filter configurations. This is set via the
 /// `declare_udp_listener_filter_init_functions` macro, and is not intended to be set directly.
 pub static NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION: OnceLock<
-    NewUdpListenerFilterConfigFunction<
-        udp_listener::EnvoyUdpListenerFilterConfigImpl,
-        udp_listener::EnvoyUdpListenerFilterImpl,
-    >,
+  NewUdpListenerFilterConfigFunction<
+    udp_listener::EnvoyUdpListenerFilterConfigImpl,
+    udp_listener::EnvoyUdpListenerFilterImpl,
+  >,
 > = OnceLock::new();
 
 // ============================================================================
@@ -1071,13 +1070,13 @@ pub static NEW_UDP_LISTENER_FILTER_CONFIG_FUNCTION: OnceLock<
 /// A global variable that holds the factory function to create a new bootstrap extension config.
 /// This is set by the [`declare_bootstrap_init_functions`] macro.
 pub static NEW_BOOTSTRAP_EXTENSION_CONFIG_FUNCTION: OnceLock<NewBootstrapExtensionConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 /// The type of the factory function that creates a new bootstrap extension configuration.
 pub type NewBootstrapExtensionConfigFunction = fn(
-    &mut dyn EnvoyBootstrapExtensionConfig,
-    &str,
-    &[u8],
+  &mut dyn EnvoyBootstrapExtensionConfig,
+  &str,
+  &[u8],
 ) -> Option<Box<dyn BootstrapExtensionConfig>>;
 
 /// Declare the init functions for the bootstrap extension dynamic module.
@@ -1126,30 +1125,30 @@ pub type NewBootstrapExtensionConfigFunction = fn(
 /// ```
 #[macro_export]
 macro_rules! declare_bootstrap_init_functions {
-    ($f:ident, $new_bootstrap_extension_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_BOOTSTRAP_EXTENSION_CONFIG_FUNCTION,
-                    $new_bootstrap_extension_config_fn,
-                    "NEW_BOOTSTRAP_EXTENSION_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_bootstrap_extension_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_BOOTSTRAP_EXTENSION_CONFIG_FUNCTION,
+          $new_bootstrap_extension_config_fn,
+          "NEW_BOOTSTRAP_EXTENSION_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1163,16 +1162,16 @@ macro_rules! declare_bootstrap_init_functions {
 /// access-log configuration, allowing a single module to dispatch to different logger
 /// implementations. Returning `None` causes Envoy to reject the access-log configuration.
 pub type NewAccessLoggerConfigFunction = fn(
-    ctx: &access_log::ConfigContext,
-    name: &str,
-    config: &[u8],
+  ctx: &access_log::ConfigContext,
+  name: &str,
+  config: &[u8],
 ) -> Option<Box<dyn access_log::AccessLoggerConfig>>;
 
 /// The global factory function for access logger configurations. This is set via the
 /// `access_logger:` arm of [`declare_all_init_functions!`] (or the legacy
 /// [`declare_access_logger!`] shim) and is not intended to be set directly.
 pub static NEW_ACCESS_LOGGER_CONFIG_FUNCTION: OnceLock<NewAccessLoggerConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 // =================================================================================================
 // Formatter Dynamic Module
@@ -1185,7 +1184,7 @@ pub static NEW_ACCESS_LOGGER_CONFIG_FUNCTION: OnceLock<NewAccessLoggerConfigFunc
 /// implementations. The `config` is the raw bytes from the `formatter_config` field. Returning
 /// `None` causes Envoy to reject the formatter configuration.
 pub type NewFormatterConfigFunction =
-    fn(name: &str, config: &[u8]) -> Option<Box<dyn formatter::FormatterConfig>>;
+  fn(name: &str, config: &[u8]) -> Option<Box<dyn formatter::FormatterConfig>>;
 
 /// The global factory function for formatter command parsers. This is set via the `formatter:` arm
 /// of [`declare_all_init_functions!`] (or the [`declare_formatter_init_functions!`] shim) and is
@@ -1215,30 +1214,30 @@ pub static NEW_FORMATTER_CONFIG_FUNCTION: OnceLock<NewFormatterConfigFunction> =
 /// ```
 #[macro_export]
 macro_rules! declare_formatter_init_functions {
-    ($f:ident, $new_formatter_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_FORMATTER_CONFIG_FUNCTION,
-                    $new_formatter_config_fn,
-                    "NEW_FORMATTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_formatter_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_FORMATTER_CONFIG_FUNCTION,
+          $new_formatter_config_fn,
+          "NEW_FORMATTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1253,9 +1252,9 @@ macro_rules! declare_formatter_init_functions {
 /// create a [`stats_sink::EnvoyStatSinkConfigScheduler`] while the configuration is being created.
 /// Returning `None` causes Envoy to reject the stats sink configuration.
 pub type NewStatSinkConfigFunction = fn(
-    name: &str,
-    config: &[u8],
-    envoy_config: &mut stats_sink::EnvoyStatSinkConfig,
+  name: &str,
+  config: &[u8],
+  envoy_config: &mut stats_sink::EnvoyStatSinkConfig,
 ) -> Option<Box<dyn stats_sink::StatSink>>;
 
 /// The global factory function for stats sinks. This is set via the `stat_sink:` arm of
@@ -1297,30 +1296,30 @@ pub static NEW_STAT_SINK_CONFIG_FUNCTION: OnceLock<NewStatSinkConfigFunction> = 
 /// ```
 #[macro_export]
 macro_rules! declare_stat_sink_init_functions {
-    ($f:ident, $new_stat_sink_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_STAT_SINK_CONFIG_FUNCTION,
-                    $new_stat_sink_config_fn,
-                    "NEW_STAT_SINK_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_stat_sink_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_STAT_SINK_CONFIG_FUNCTION,
+          $new_stat_sink_config_fn,
+          "NEW_STAT_SINK_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1334,12 +1333,12 @@ macro_rules! declare_stat_sink_init_functions {
 /// The `config` is the raw configuration bytes. Returning `None` causes Envoy to reject the
 /// health-check configuration.
 pub type NewHealthCheckerConfigFunction =
-    fn(name: &str, config: &[u8]) -> Option<Box<dyn health_checker::HealthCheckerConfig>>;
+  fn(name: &str, config: &[u8]) -> Option<Box<dyn health_checker::HealthCheckerConfig>>;
 
 /// The global factory function for health checker configurations. This is set via the
 /// `health_checker:` arm of [`declare_all_init_functions!`] and is not intended to be set directly.
 pub static NEW_HEALTH_CHECKER_CONFIG_FUNCTION: OnceLock<NewHealthCheckerConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 // =================================================================================================
 // Cluster Dynamic Module
@@ -1351,9 +1350,9 @@ pub static NEW_HEALTH_CHECKER_CONFIG_FUNCTION: OnceLock<NewHealthCheckerConfigFu
 /// callbacks. The caller receives an `Arc` so it can be stored and used at runtime
 /// (e.g., during cluster lifecycle events) for recording metrics.
 pub type NewClusterConfigFunction = fn(
-    name: &str,
-    config: &[u8],
-    envoy_cluster_metrics: std::sync::Arc<dyn cluster::EnvoyClusterMetrics>,
+  name: &str,
+  config: &[u8],
+  envoy_cluster_metrics: std::sync::Arc<dyn cluster::EnvoyClusterMetrics>,
 ) -> Option<Box<dyn cluster::ClusterConfig>>;
 
 /// Global storage for the cluster config factory function.
@@ -1435,30 +1434,30 @@ pub static NEW_CLUSTER_CONFIG_FUNCTION: OnceLock<NewClusterConfigFunction> = Onc
 /// ```
 #[macro_export]
 macro_rules! declare_cluster_init_functions {
-    ($f:ident, $new_cluster_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_CLUSTER_CONFIG_FUNCTION,
-                    $new_cluster_config_fn,
-                    "NEW_CLUSTER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_cluster_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_CLUSTER_CONFIG_FUNCTION,
+          $new_cluster_config_fn,
+          "NEW_CLUSTER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1471,14 +1470,14 @@ macro_rules! declare_cluster_init_functions {
 /// callbacks. The caller receives an `Arc` so it can be stored and used at runtime
 /// (e.g., in `choose_host`) for recording metrics.
 pub type NewLoadBalancerConfigFunction = fn(
-    name: &str,
-    config: &[u8],
-    envoy_lb_config: std::sync::Arc<dyn load_balancer::EnvoyLbConfig>,
+  name: &str,
+  config: &[u8],
+  envoy_lb_config: std::sync::Arc<dyn load_balancer::EnvoyLbConfig>,
 ) -> Option<Box<dyn load_balancer::LoadBalancerConfig>>;
 
 /// Global function for creating load balancer configurations.
 pub static NEW_LOAD_BALANCER_CONFIG_FUNCTION: OnceLock<NewLoadBalancerConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 /// Declare the init functions for a load balancer dynamic module.
 ///
@@ -1547,30 +1546,30 @@ pub static NEW_LOAD_BALANCER_CONFIG_FUNCTION: OnceLock<NewLoadBalancerConfigFunc
 /// ```
 #[macro_export]
 macro_rules! declare_load_balancer_init_functions {
-    ($f:ident, $new_lb_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_LOAD_BALANCER_CONFIG_FUNCTION,
-                    $new_lb_config_fn,
-                    "NEW_LOAD_BALANCER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_lb_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_LOAD_BALANCER_CONFIG_FUNCTION,
+          $new_lb_config_fn,
+          "NEW_LOAD_BALANCER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =============================================================================
@@ -1579,11 +1578,11 @@ macro_rules! declare_load_balancer_init_functions {
 
 /// The function signature for creating a new cert validator configuration.
 pub type NewCertValidatorConfigFunction =
-    fn(name: &str, config: &[u8]) -> Option<Box<dyn cert_validator::CertValidatorConfig>>;
+  fn(name: &str, config: &[u8]) -> Option<Box<dyn cert_validator::CertValidatorConfig>>;
 
 /// Global function for creating cert validator configurations.
 pub static NEW_CERT_VALIDATOR_CONFIG_FUNCTION: OnceLock<NewCertValidatorConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 /// Declare the init functions for a cert validator dynamic module.
 ///
@@ -1629,30 +1628,30 @@ pub static NEW_CERT_VALIDATOR_CONFIG_FUNCTION: OnceLock<NewCertValidatorConfigFu
 /// ```
 #[macro_export]
 macro_rules! declare_cert_validator_init_functions {
-    ($f:ident, $new_cert_validator_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_CERT_VALIDATOR_CONFIG_FUNCTION,
-                    $new_cert_validator_config_fn,
-                    "NEW_CERT_VALIDATOR_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_cert_validator_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_CERT_VALIDATOR_CONFIG_FUNCTION,
+          $new_cert_validator_config_fn,
+          "NEW_CERT_VALIDATOR_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1661,11 +1660,11 @@ macro_rules! declare_cert_validator_init_functions {
 
 /// The type of the factory function that creates a new upstream HTTP TCP bridge configuration.
 pub type NewUpstreamHttpTcpBridgeConfigFunction =
-    fn(name: &str, config: &[u8]) -> Option<Box<dyn UpstreamHttpTcpBridgeConfig>>;
+  fn(name: &str, config: &[u8]) -> Option<Box<dyn UpstreamHttpTcpBridgeConfig>>;
 
 /// Global storage for the upstream HTTP TCP bridge config factory function.
 pub static NEW_UPSTREAM_HTTP_TCP_BRIDGE_CONFIG_FUNCTION: OnceLock<
-    NewUpstreamHttpTcpBridgeConfigFunction,
+  NewUpstreamHttpTcpBridgeConfigFunction,
 > = OnceLock::new();
 
 // =================================================================================================
@@ -1677,7 +1676,7 @@ pub static NEW_UPSTREAM_HTTP_TCP_BRIDGE_CONFIG_FUNCTION: OnceLock<
 /// The `ctx` provides access to metrics definition and update APIs. Metrics should be defined
 /// during configuration creation and the context stored for runtime metric updates.
 pub type NewTracerConfigFunction =
-    fn(ctx: TracerConfigContext, name: &str, config: &[u8]) -> Option<Box<dyn TracerConfig>>;
+  fn(ctx: TracerConfigContext, name: &str, config: &[u8]) -> Option<Box<dyn TracerConfig>>;
 
 /// Global storage for the tracer config factory function.
 pub static NEW_TRACER_CONFIG_FUNCTION: OnceLock<NewTracerConfigFunction> = OnceLock::new();
@@ -1692,14 +1691,14 @@ pub static NEW_TRACER_CONFIG_FUNCTION: OnceLock<NewTracerConfigFunction> = OnceL
 /// configuration. The caller receives an `Arc` so it can be stored and used at runtime
 /// (e.g., during resolution) for recording metrics.
 pub type NewDnsResolverConfigFunction = fn(
-    name: &str,
-    config: &[u8],
-    envoy_dns_resolver_config: std::sync::Arc<dyn dns_resolver::EnvoyDnsResolverConfig>,
+  name: &str,
+  config: &[u8],
+  envoy_dns_resolver_config: std::sync::Arc<dyn dns_resolver::EnvoyDnsResolverConfig>,
 ) -> Option<Box<dyn dns_resolver::DnsResolverConfig>>;
 
 /// Global storage for the DNS resolver config factory function.
 pub static NEW_DNS_RESOLVER_CONFIG_FUNCTION: OnceLock<NewDnsResolverConfigFunction> =
-    OnceLock::new();
+  OnceLock::new();
 
 /// Declare the init functions for a DNS resolver dynamic module.
 ///
@@ -1754,30 +1753,30 @@ pub static NEW_DNS_RESOLVER_CONFIG_FUNCTION: OnceLock<NewDnsResolverConfigFuncti
 /// ```
 #[macro_export]
 macro_rules! declare_dns_resolver_init_functions {
-    ($f:ident, $new_dns_resolver_config_fn:expr) => {
-        #[no_mangle]
-        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
-            match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
-                    envoy_proxy_dynamic_modules_rust_sdk::NEW_DNS_RESOLVER_CONFIG_FUNCTION,
-                    $new_dns_resolver_config_fn,
-                    "NEW_DNS_RESOLVER_CONFIG_FUNCTION"
-                );
-                if ($f()) {
-                    envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version
-                        .as_ptr() as *const ::std::os::raw::c_char
-                } else {
-                    ::std::ptr::null()
-                }
-            })) {
-                ::std::result::Result::Ok(v) => v,
-                ::std::result::Result::Err(payload) => {
-                    $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
-                    ::std::ptr::null()
-                }
-            }
+  ($f:ident, $new_dns_resolver_config_fn:expr) => {
+    #[no_mangle]
+    pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::os::raw::c_char {
+      match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+        envoy_proxy_dynamic_modules_rust_sdk::set_factory_once!(
+          envoy_proxy_dynamic_modules_rust_sdk::NEW_DNS_RESOLVER_CONFIG_FUNCTION,
+          $new_dns_resolver_config_fn,
+          "NEW_DNS_RESOLVER_CONFIG_FUNCTION"
+        );
+        if ($f()) {
+          envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_modules_abi_version.as_ptr()
+            as *const ::std::os::raw::c_char
+        } else {
+          ::std::ptr::null()
         }
-    };
+      })) {
+        ::std::result::Result::Ok(v) => v,
+        ::std::result::Result::Err(payload) => {
+          $crate::log_ffi_panic("envoy_dynamic_module_on_program_init", payload);
+          ::std::ptr::null()
+        },
+      }
+    }
+  };
 }
 
 // =================================================================================================
@@ -1786,15 +1785,15 @@ macro_rules! declare_dns_resolver_init_functions {
 
 /// The factory function signature for creating a new transport socket factory configuration.
 pub type NewTransportSocketFactoryConfigFunction<ETS> =
-    fn(
-        name: &str,
-        config: &[u8],
-        is_upstream: bool,
-    ) -> Option<Box<dyn transport_socket::TransportSocketFactoryConfig<ETS>>>;
+  fn(
+    name: &str,
+    config: &[u8],
+    is_upstream: bool,
+  ) -> Option<Box<dyn transport_socket::TransportSocketFactoryConfig<ETS>>>;
 
 /// Global storage for the transport socket factory configuration function.
 pub static NEW_TRANSPORT_SOCKET_FACTORY_CONFIG_FUNCTION: OnceLock<
-    NewTransportSocketFactoryConfigFunction<EnvoyTransportSocketImpl>,
+  NewTransportSocketFactoryConfigFunction<EnvoyTransportSocketImpl>,
 > = OnceLock::new();
 
 /// Declare the init functions for a transport socket dynamic module.
