@@ -45,6 +45,14 @@ FAIRGATE_HOST=module cargo test -p fairgate-e2e --test e2e -- --test-threads=1 \
   --skip tokens::fair_admission --skip isolation::an_envoy_that_cannot \
   --skip isolation::no_request_refused_or_waiting
 
+say "a panic in the native module: its test-only build (--features test-panic)"
+cargo build --quiet -p fairgate-module --release --features test-panic
+mkdir -p target/test-panic
+cp target/release/libfairgate.so target/test-panic/libfairgate.so
+build_module
+FAIRGATE_HOST=module FAIRGATE_MODULE_DIR=target/test-panic cargo test -p fairgate-e2e --test e2e \
+  -- --test-threads=1 --ignored panic::
+
 say "filter logic compiled to wasm32, under wasm-bindgen-test"
 scripts/wasm-unit-tests.sh
 

@@ -223,6 +223,18 @@ pub fn overloaded(reason: &str) -> LocalReply {
     )
 }
 
+/// 500 `internal_error`: fairgate failed on this request (a bug, logged); it was not
+/// forwarded.
+pub fn internal_error() -> LocalReply {
+    reply(
+        500,
+        "server_error",
+        "internal_error",
+        "fairgate: internal error; the request was not forwarded",
+        Vec::new(),
+    )
+}
+
 fn limit_header(kind: BudgetKind) -> &'static str {
     match kind {
         BudgetKind::Requests => "x-ratelimit-limit-requests",

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,8 +34,9 @@ use envoy_proxy_dynamic_modules_rust_sdk::abi::{
     envoy_dynamic_module_type_on_http_filter_response_headers_status as ResponseHeadersStatus,
 };
 use envoy_proxy_dynamic_modules_rust_sdk::{
-    declare_init_functions, envoy_log_error, envoy_log_info, envoy_log_warn, EnvoyCounterVecId,
-    EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig, HttpFilter, HttpFilterConfig,
+    declare_init_functions, envoy_log_critical, envoy_log_error, envoy_log_info, envoy_log_warn,
+    EnvoyCounterVecId, EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig, HttpFilter,
+    HttpFilterConfig,
 };
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
@@ -178,6 +180,7 @@ impl<EHF: EnvoyHttpFilter> HttpFilterConfig<EHF> for FairgateConfig {
         Box::new(FairgateFilter {
             shared: self.shared.clone(),
             flow: None,
+            panicked: false,
         })
     }
 }
@@ -303,6 +306,8 @@ struct FairgateFilter {
     shared: Arc<Shared>,
     /// A request whose body is read and whose tokens are accounted.
     flow: Option<Flow>,
+    /// A callback of this stream panicked: the others do nothing.
+    panicked: bool,
 }
 
 impl FairgateFilter {
@@ -409,8 +414,15 @@ fn replace_request_body<EHF: EnvoyHttpFilter>(envoy: &mut EHF, body: &[u8]) {
     }
 }
 
-impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
-    fn on_request_headers(&mut self, envoy: &mut EHF, end_of_stream: bool) -> HeadersStatus {
+/// The callbacks, unguarded (`HttpFilter` below runs each behind `guarded`).
+impl FairgateFilter {
+    fn request_headers<EHF: EnvoyHttpFilter>(
+        &mut self,
+        envoy: &mut EHF,
+        end_of_stream: bool,
+    ) -> HeadersStatus {
+        #[cfg(feature = "test-panic")]
+        test_panic(envoy);
         let shared = self.shared.clone();
         // One clock reading serves the whole decision.
         let clock = At(SystemClock.now_ms());
@@ -497,7 +509,11 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         }
     }
 
-    fn on_request_body(&mut self, envoy: &mut EHF, end_of_stream: bool) -> BodyStatus {
+    fn request_body<EHF: EnvoyHttpFilter>(
+        &mut self,
+        envoy: &mut EHF,
+        end_of_stream: bool,
+    ) -> BodyStatus {
         let Some(flow) = self.flow.as_mut().filter(|f| f.reading_body()) else {
             return BodyStatus::Continue;
         };
@@ -517,7 +533,7 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         }
     }
 
-    fn on_request_trailers(&mut self, envoy: &mut EHF) -> TrailersStatus {
+    fn request_trailers<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF) -> TrailersStatus {
         // A body followed by trailers ends here, not at a last chunk.
         if !self.flow.as_ref().is_some_and(|f| f.reading_body()) {
             return TrailersStatus::Continue;
@@ -528,7 +544,7 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         }
     }
 
-    fn on_response_headers(
+    fn response_headers<EHF: EnvoyHttpFilter>(
         &mut self,
         envoy: &mut EHF,
         end_of_stream: bool,
@@ -550,7 +566,11 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         ResponseHeadersStatus::Continue
     }
 
-    fn on_response_body(&mut self, envoy: &mut EHF, end_of_stream: bool) -> ResponseBodyStatus {
+    fn response_body<EHF: EnvoyHttpFilter>(
+        &mut self,
+        envoy: &mut EHF,
+        end_of_stream: bool,
+    ) -> ResponseBodyStatus {
         let Some(flow) = self.flow.as_mut().filter(|f| f.reads_answer()) else {
             return ResponseBodyStatus::Continue;
         };
@@ -565,8 +585,99 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         }
         ResponseBodyStatus::Continue
     }
+}
+
+impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
+    fn on_request_headers(&mut self, envoy: &mut EHF, end_of_stream: bool) -> HeadersStatus {
+        let stop = HeadersStatus::StopIteration;
+        self.guarded(envoy, Reply::Yes, stop, |f, e| {
+            f.request_headers(e, end_of_stream)
+        })
+    }
+
+    fn on_request_body(&mut self, envoy: &mut EHF, end_of_stream: bool) -> BodyStatus {
+        let stop = BodyStatus::StopIterationNoBuffer;
+        self.guarded(envoy, Reply::Yes, stop, |f, e| {
+            f.request_body(e, end_of_stream)
+        })
+    }
+
+    fn on_request_trailers(&mut self, envoy: &mut EHF) -> TrailersStatus {
+        let stop = TrailersStatus::StopIteration;
+        self.guarded(envoy, Reply::Yes, stop, |f, e| f.request_trailers(e))
+    }
+
+    fn on_response_headers(
+        &mut self,
+        envoy: &mut EHF,
+        end_of_stream: bool,
+    ) -> ResponseHeadersStatus {
+        // The answer has begun: it goes on as it is.
+        let go_on = ResponseHeadersStatus::Continue;
+        self.guarded(envoy, Reply::No, go_on, |f, e| {
+            f.response_headers(e, end_of_stream)
+        })
+    }
+
+    fn on_response_body(&mut self, envoy: &mut EHF, end_of_stream: bool) -> ResponseBodyStatus {
+        let go_on = ResponseBodyStatus::Continue;
+        self.guarded(envoy, Reply::No, go_on, |f, e| {
+            f.response_body(e, end_of_stream)
+        })
+    }
 
     fn on_stream_complete(&mut self, envoy: &mut EHF) {
-        self.settle(envoy);
+        self.guarded(envoy, Reply::No, (), |f, e| f.settle(e));
+    }
+}
+
+/// Whether a callback that panicked can still answer its request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Yes,
+    No,
+}
+
+impl FairgateFilter {
+    /// Runs one callback. A panic in it (a bug: fairgate's code does not panic on any
+    /// input) stops here instead of in the SDK, which would leave a request held at
+    /// its headers until a timeout: it is logged, the request is answered 500 while a
+    /// reply can still be sent, and the stream's later callbacks do nothing. Envoy and
+    /// every other stream go on.
+    fn guarded<EHF: EnvoyHttpFilter, T>(
+        &mut self,
+        envoy: &mut EHF,
+        reply: Reply,
+        on_panic: T,
+        callback: impl FnOnce(&mut Self, &mut EHF) -> T,
+    ) -> T {
+        if self.panicked {
+            return on_panic;
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| callback(self, envoy))) {
+            Ok(status) => status,
+            Err(_) => {
+                self.panicked = true;
+                self.flow = None;
+                envoy_log_critical!("fairgate: a callback panicked; its request is answered 500");
+                if reply == Reply::Yes {
+                    send(envoy, &response::internal_error());
+                }
+                on_panic
+            }
+        }
+    }
+}
+
+/// The test-only build's trigger (`--features test-panic`): a request with the header
+/// `x-fairgate-test-panic` panics in the headers callback.
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+fn test_panic<EHF: EnvoyHttpFilter>(envoy: &EHF) {
+    if envoy
+        .get_request_header_value("x-fairgate-test-panic")
+        .is_some()
+    {
+        panic!("x-fairgate-test-panic");
     }
 }

@@ -56,10 +56,14 @@ pub fn host() -> Host {
     }
 }
 
-/// Where Envoy finds `libfairgate.so` (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`);
+/// Where Envoy finds `libfairgate.so` (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`):
+/// `$FAIRGATE_MODULE_DIR` (another build of it), else `target/release`, where
 /// `scripts/test.sh` builds it before the tests.
 pub fn module_dir() -> PathBuf {
-    let dir = repo_root().join("target/release");
+    let dir = match std::env::var("FAIRGATE_MODULE_DIR") {
+        Ok(dir) => repo_root().join(dir),
+        Err(_) => repo_root().join("target/release"),
+    };
     assert!(
         dir.join("libfairgate.so").exists(),
         "{}/libfairgate.so is missing: cargo build -p fairgate-module --release",

@@ -10,6 +10,7 @@ mod identity;
 mod isolation;
 mod metrics;
 mod module;
+mod panic;
 mod sidecar;
 mod tokens;
 
