@@ -39,6 +39,10 @@
 //! the config's 64-byte tenant ids, a few KB in practice). Handing out g slots costs
 //! O(g × tenants × reservations).
 
+/// The pool of tenants not pinned to a cluster of their own where no shared clusters
+/// are named (each named shared cluster is a pool of its own).
+pub const SHARED_POOL: &str = "shared";
+
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 

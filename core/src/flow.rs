@@ -347,7 +347,7 @@ mod tests {
             Endpoint::ChatCompletions,
             2048,
             Decision::Admitted,
-            "shared".into(),
+            crate::fair_queue::SHARED_POOL.into(),
             admit_after_body,
         )
     }

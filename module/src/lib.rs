@@ -40,6 +40,7 @@ use envoy_proxy_dynamic_modules_rust_sdk::{
 };
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
+use fairgate_core::fair_queue::SHARED_POOL;
 use fairgate_core::flow::{BodyChunk, BodyDone, Flow, CLAMPED_HEADER};
 use fairgate_core::headroom;
 use fairgate_core::identity::RequestHeaders;
@@ -239,10 +240,11 @@ impl Shared {
     }
 
     /// Chooses the request's cluster and writes it into the routing header (or
-    /// removes the client's copy), so that the route reads fairgate's choice.
-    fn route<EHF: EnvoyHttpFilter>(&self, envoy: &mut EHF, policy: &TenantPolicy) {
+    /// removes the client's copy), so that the route reads fairgate's choice; returns
+    /// the pool the request belongs to.
+    fn route<EHF: EnvoyHttpFilter>(&self, envoy: &mut EHF, policy: &TenantPolicy) -> Rc<str> {
         if !self.routing {
-            return;
+            return SHARED_POOL.into();
         }
         let cluster = match &policy.cluster {
             Some(pinned) => Some(pinned.clone()),
@@ -262,6 +264,7 @@ impl Shared {
             }
         }
         envoy.clear_route_cache();
+        cluster.map_or_else(|| SHARED_POOL.into(), Rc::from)
     }
 }
 
@@ -480,7 +483,7 @@ impl FairgateFilter {
                     shared.count(envoy, Some(&label), decision);
                     return HeadersStatus::Continue;
                 };
-                shared.route(envoy, &policy);
+                let pool = shared.route(envoy, &policy);
                 let endpoint = match reads_body {
                     true => Headers(&*envoy)
                         .header(":path")
@@ -499,7 +502,6 @@ impl FairgateFilter {
                     send(envoy, &response::payload_too_large(max_bytes));
                     return HeadersStatus::StopIteration;
                 }
-                let pool: Rc<str> = Rc::from("");
                 self.flow = Some(Flow::new(
                     tenant, label, policy, endpoint, max_bytes, decision, pool, true,
                 ));

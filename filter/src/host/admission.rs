@@ -23,14 +23,11 @@ use super::{log, HostStore};
 use fairgate_core::config::{PoolConfig, TenantPolicy, Tenants};
 use fairgate_core::fair_queue::{
     reservations, Admit, FairQueue, Limits, PoolState, Reservation, Ticket, Updated, Waiter,
+    SHARED_POOL,
 };
 use fairgate_core::headroom::Snapshot;
 use fairgate_core::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge};
 use fairgate_core::store::{cas_update, StoreError, Update};
-
-/// The pool of tenants not pinned to a cluster of their own. Until headroom routing
-/// lands, all shared clusters form this one pool.
-pub const SHARED_POOL: &str = "shared";
 
 /// The cost of a request whose body is not read (no tokens to count): one token.
 pub const REQUEST_COST: f64 = 1.0;

@@ -40,11 +40,12 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 mod admission;
 mod sidecar;
 
-use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST, SHARED_POOL};
+use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST};
 use sidecar::Sidecar;
 
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
+use fairgate_core::fair_queue::SHARED_POOL;
 use fairgate_core::flow::{BodyChunk, BodyDone, Flow, CLAMPED_HEADER};
 use fairgate_core::headroom;
 use fairgate_core::hold::HeaderHold;
