@@ -4,16 +4,17 @@
 //! Host-free: time and shared state come in through the `Clock` and `SharedStore`
 //! traits, so everything here is tested natively with a hand-driven clock (and on
 //! wasm32 under `wasm-bindgen-test`). The hosts are thin crates around it: the
-//! proxy-wasm filter (`fairgate-filter`, `filter/`), which implements those traits
-//! over host calls (`SharedStore` over proxy-wasm shared data with compare-and-swap:
-//! two host calls per update, each a VM exit; `Clock` over `get_current_time`, one host
-//! call, avoided on the request path by `Clock::recent_ms`).
+//! proxy-wasm filter (`fairgate-filter`, `filter/`) and the native Envoy dynamic
+//! module (`fairgate-module`, `module/`); `host` lists the traits they implement and
+//! what each costs on each.
 //!
 //! - `config`: the plugin JSON, parsed and validated with field paths.
 //! - `jwt`, `token_cache`, `identity`: who is asking.
 //! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
 //! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
-//!   shared-data value per pool.
+//!   shared-data value per pool; `admission`: one worker's requests in the pools,
+//!   from admission or queueing to their end.
+//! - `host`: the traits a host implements, and what each costs on each host.
 //! - `headroom`: the GPU sidecar's snapshot, who polls it, and routing by headroom.
 //! - `llm`, `usage`, `accounting`: LLM token accounting: request bodies read, tokens
 //!   reserved, answers' `usage` read from JSON and SSE, reservations settled; `flow`:
@@ -24,6 +25,7 @@
 //!   `metrics`: metric names and their stats tags, `clock`: time.
 
 pub mod accounting;
+pub mod admission;
 pub mod bucket;
 pub mod budget;
 pub mod clock;
@@ -32,6 +34,7 @@ pub mod fair_queue;
 pub mod flow;
 pub mod headroom;
 pub mod hold;
+pub mod host;
 pub mod identity;
 pub mod jwt;
 pub mod llm;

@@ -138,8 +138,9 @@ pub fn queued_gauge(tenant: &str) -> String {
 }
 
 /// A name as a tag value: Envoy cluster names may hold dots and `|`, which would
-/// end the tag; those become `_`.
-fn tag_value(name: &str) -> String {
+/// end the tag; those (anything but letters, digits, `-` and `_`) become `_`. The
+/// native module uses it as its label value, so both hosts give the same labels.
+pub fn tag_value(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

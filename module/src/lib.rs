@@ -14,18 +14,21 @@
 //!   reaches the upstream, and `content-length` is kept (rewritten with the body).
 //! - Metrics carry real labels (`envoy_dynamicmodulescustom_fg_requests{tenant,
 //!   decision}` in `/stats/prometheus`), defined once per filter configuration.
-//!
-//! Not here yet, and refused at configuration time with the field named: fair
-//! admission (`pool`) and the GPU sidecar (`sidecar`); use the wasm filter for those.
+//! - Fair admission keeps each pool's state in process-wide memory
+//!   (`store::ProcessPools`); a request that waits is resumed through its stream's
+//!   scheduler from whichever thread frees its slot (`wake`).
+//! - The GPU sidecar is polled from the main thread through the configuration's HTTP
+//!   callout (`sidecar`); every worker reads the last good snapshot.
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_module_type_http_callout_result as CalloutResult;
 use envoy_proxy_dynamic_modules_rust_sdk::abi::{
     envoy_dynamic_module_type_on_http_filter_request_body_status as BodyStatus,
     envoy_dynamic_module_type_on_http_filter_request_headers_status as HeadersStatus,
@@ -35,8 +38,9 @@ use envoy_proxy_dynamic_modules_rust_sdk::abi::{
 };
 use envoy_proxy_dynamic_modules_rust_sdk::{
     declare_init_functions, envoy_log_critical, envoy_log_error, envoy_log_info, envoy_log_warn,
-    EnvoyCounterVecId, EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig, HttpFilter,
-    HttpFilterConfig,
+    EnvoyBuffer, EnvoyCounterVecId, EnvoyGaugeId, EnvoyGaugeVecId, EnvoyHistogramId,
+    EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig, EnvoyHttpFilterConfigImpl,
+    HttpFilter, HttpFilterConfig,
 };
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
@@ -49,9 +53,15 @@ use fairgate_core::metrics::Decision;
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
 
+mod sidecar;
 mod store;
+mod wake;
 
-use store::{ProcessStore, SystemClock};
+use fairgate_core::admission::{Action, Admission, Pools, REQUEST_COST};
+use fairgate_core::host::Level;
+use fairgate_core::metrics::tag_value;
+use sidecar::Sidecar;
+use store::{ProcessPools, ProcessStore, SystemClock};
 
 declare_init_functions!(init, new_filter_config);
 
@@ -90,6 +100,11 @@ struct Shared {
     routing: bool,
     /// Breaks ties between shared clusters in turn.
     turn: AtomicUsize,
+    /// Fair admission is on (`pool`): the pools' state, process-wide.
+    pools: Option<ProcessPools>,
+    /// The pools as the main thread reports them (gauges), where fair admission is on.
+    reporter: Option<Mutex<Pools>>,
+    sidecar: Option<Sidecar>,
     metrics: Metrics,
 }
 
@@ -102,31 +117,21 @@ struct Metrics {
     tokens_reserved: EnvoyCounterVecId,
     estimate_error: EnvoyHistogramVecId,
     routed: EnvoyCounterVecId,
+    queue_wait: EnvoyHistogramVecId,
+    wakeup: EnvoyHistogramId,
+    pool_in_flight: EnvoyGaugeVecId,
+    pool_capacity: EnvoyGaugeVecId,
+    queued: EnvoyGaugeVecId,
+    sidecar_fresh: EnvoyGaugeId,
+    snapshot_age: EnvoyGaugeId,
+    headroom: EnvoyGaugeVecId,
+    sidecar_capacity: EnvoyGaugeVecId,
 }
 
-struct FairgateConfig {
-    shared: Arc<Shared>,
-}
-
-impl FairgateConfig {
-    fn new<EC: EnvoyHttpFilterConfig>(
-        envoy: &mut EC,
-        name: &str,
-        plugin_config: &[u8],
-    ) -> Result<Self, String> {
-        let config = Config::from_json(plugin_config).map_err(|e| e.to_string())?;
-        if config.pool.is_some() {
-            return Err("pool: fair admission is not in the native module yet; \
-                        use the wasm filter for it"
-                .to_string());
-        }
-        if config.sidecar.is_some() {
-            return Err("sidecar: the GPU sidecar is not in the native module yet; \
-                        use the wasm filter for it"
-                .to_string());
-        }
+impl Metrics {
+    fn define<EC: EnvoyHttpFilterConfig>(envoy: &mut EC) -> Result<Self, String> {
         let metric = |e| format!("defining metrics: {e:?}");
-        let metrics = Metrics {
+        Ok(Metrics {
             requests: envoy
                 .define_counter_vec("fg_requests", &["tenant", "decision"])
                 .map_err(metric)?,
@@ -145,7 +150,48 @@ impl FairgateConfig {
             routed: envoy
                 .define_counter_vec("fg_routed", &["cluster"])
                 .map_err(metric)?,
-        };
+            queue_wait: envoy
+                .define_histogram_vec("fg_queue_wait_ms", &["tenant"])
+                .map_err(metric)?,
+            wakeup: envoy.define_histogram("fg_wakeup_us").map_err(metric)?,
+            pool_in_flight: envoy
+                .define_gauge_vec("fg_pool_in_flight", &["cluster"])
+                .map_err(metric)?,
+            pool_capacity: envoy
+                .define_gauge_vec("fg_pool_capacity", &["cluster"])
+                .map_err(metric)?,
+            queued: envoy
+                .define_gauge_vec("fg_queued", &["tenant"])
+                .map_err(metric)?,
+            sidecar_fresh: envoy.define_gauge("fg_sidecar_fresh").map_err(metric)?,
+            snapshot_age: envoy
+                .define_gauge("fg_sidecar_snapshot_age_ms")
+                .map_err(metric)?,
+            headroom: envoy
+                .define_gauge_vec("fg_headroom_pct", &["cluster"])
+                .map_err(metric)?,
+            sidecar_capacity: envoy
+                .define_gauge_vec("fg_sidecar_capacity", &["cluster"])
+                .map_err(metric)?,
+        })
+    }
+}
+
+struct FairgateConfig {
+    shared: Arc<Shared>,
+}
+
+/// Numbers the workers of every configuration (0 is the main thread's reporter).
+static WORKER_SEQ: AtomicU32 = AtomicU32::new(1);
+
+impl FairgateConfig {
+    fn new<EC: EnvoyHttpFilterConfig>(
+        envoy: &mut EC,
+        name: &str,
+        plugin_config: &[u8],
+    ) -> Result<Self, String> {
+        let config = Config::from_json(plugin_config).map_err(|e| e.to_string())?;
+        let metrics = Metrics::define(envoy)?;
         if let Ok(weights) = envoy.define_gauge_vec("fg_tenant_weight", &["tenant"]) {
             for (tenant, policy) in &config.tenants.by_name {
                 let thousandths = (policy.weight * 1000.0).round() as u64;
@@ -153,26 +199,83 @@ impl FairgateConfig {
             }
         }
         let name = if name.is_empty() { "fairgate" } else { name };
+        let prefix = format!("fairgate:{name}:");
+        let reporter = config.pool.clone().map(|pool| {
+            let pools = Pools::new(0, pool, &config.tenants, &config.routing.shared_clusters);
+            Mutex::new(pools.with_lease_ms(u64::MAX))
+        });
         let shared = Shared {
             id: CONFIGS.fetch_add(1, Ordering::Relaxed),
             plugin_config: plugin_config.to_vec(),
-            prefix: format!("fairgate:{name}:"),
+            prefix: prefix.clone(),
             forward_header: config.identity.forward_header.clone(),
             routing_header: config.routing.header.clone(),
             routing: !config.routing.shared_clusters.is_empty()
                 || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
             shared_clusters: config.routing.shared_clusters.clone(),
             turn: AtomicUsize::new(0),
+            pools: config.pool.as_ref().map(|_| ProcessPools {
+                prefix: prefix.clone(),
+            }),
+            reporter,
+            sidecar: config.sidecar.clone().map(Sidecar::new),
             metrics,
         };
         let gate = Gate::new(config, &shared.prefix, cache_seed());
         if let Err(e) = gate.prepare_budgets(&ProcessStore, SystemClock.now_ms()) {
             envoy_log_warn!("fairgate: preparing budgets: {e}");
         }
+        if shared.pools.is_some() || shared.sidecar.is_some() {
+            wake::tick_config(shared.id, envoy.new_scheduler());
+        }
         envoy_log_info!("fairgate: configured");
         Ok(Self {
             shared: Arc::new(shared),
         })
+    }
+
+    /// The main thread's tick: the sidecar poll, and the gauges of pools and sidecar.
+    fn tick(&self, envoy: &mut EnvoyHttpFilterConfigImpl) {
+        let shared = &self.shared;
+        let metrics = &shared.metrics;
+        let now_ms = SystemClock.now_ms();
+        let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
+        if let Some(sidecar) = &shared.sidecar {
+            sidecar.tick(envoy, now_ms);
+            let _ = envoy.set_gauge(metrics.sidecar_fresh, u64::from(fresh.is_some()));
+            if let Some(snapshot) = sidecar.last() {
+                let _ = envoy.set_gauge(metrics.snapshot_age, snapshot.age_ms(now_ms));
+                for (cluster, view) in &snapshot.clusters {
+                    let label = tag_value(cluster);
+                    let pct = (view.headroom * 100.0).round() as u64;
+                    let _ = envoy.set_gauge_vec(metrics.headroom, &[&label], pct);
+                    let capacity = u64::from(view.capacity);
+                    let _ = envoy.set_gauge_vec(metrics.sidecar_capacity, &[&label], capacity);
+                }
+            }
+        }
+        let (Some(host), Some(reporter)) = (&shared.pools, &shared.reporter) else {
+            return;
+        };
+        let gauges = {
+            let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+            reporter.set_live(fresh.as_deref());
+            reporter.gauges(host)
+        };
+        for (pool, in_flight, capacity) in &gauges.pools {
+            let label = tag_value(pool);
+            let _ = envoy.set_gauge_vec(metrics.pool_in_flight, &[&label], *in_flight);
+            let _ = envoy.set_gauge_vec(metrics.pool_capacity, &[&label], *capacity);
+        }
+        for (tenant, queued) in &gauges.queued {
+            let _ = envoy.set_gauge_vec(metrics.queued, &[tenant], *queued);
+        }
+    }
+}
+
+impl Drop for FairgateConfig {
+    fn drop(&mut self) {
+        wake::stop_ticking(self.shared.id);
     }
 }
 
@@ -181,8 +284,38 @@ impl<EHF: EnvoyHttpFilter> HttpFilterConfig<EHF> for FairgateConfig {
         Box::new(FairgateFilter {
             shared: self.shared.clone(),
             flow: None,
+            slot: None,
+            waiting: None,
+            actual_cost: None,
             panicked: false,
         })
+    }
+
+    fn on_scheduled_with_config(&self, envoy: &mut EnvoyHttpFilterConfigImpl, _event_id: u64) {
+        self.tick(envoy);
+    }
+
+    fn on_http_callout_done(
+        &self,
+        _envoy: &mut EnvoyHttpFilterConfigImpl,
+        callout_id: u64,
+        result: CalloutResult,
+        headers: Option<&[(EnvoyBuffer, EnvoyBuffer)]>,
+        body: Option<&[EnvoyBuffer]>,
+    ) {
+        if let Some(sidecar) = &self.shared.sidecar {
+            sidecar.on_answer(callout_id, result, headers, body, SystemClock.now_ms());
+        }
+    }
+}
+
+/// Writes a log line of the core's at its level.
+pub(crate) fn log(level: Level, message: &str) {
+    match level {
+        Level::Info => envoy_log_info!("{message}"),
+        Level::Warn => envoy_log_warn!("{message}"),
+        Level::Error => envoy_log_error!("{message}"),
+        Level::Critical => envoy_log_critical!("{message}"),
     }
 }
 
@@ -199,6 +332,36 @@ struct Worker {
     gate: Gate,
     /// When it last gave back the request tokens its expired leases did not use.
     leases_returned_at: u64,
+    /// Its part in the pools, where fair admission is on.
+    pools: Option<Pools>,
+    /// The next number for a request that enters a pool.
+    next_context: u32,
+    /// When its pools were last ticked.
+    ticked_at: u64,
+}
+
+impl Worker {
+    /// A number for a request of this worker's that enters a pool.
+    fn context(&mut self) -> u32 {
+        self.next_context = self.next_context.wrapping_add(1);
+        self.next_context
+    }
+
+    /// Ticks its pools when a tick is due (or `force`d): expires waiters past the
+    /// queue timeout and applies the sidecar's live capacities.
+    fn tick(&mut self, shared: &Shared, now_ms: u64, force: bool) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !force && now_ms < self.ticked_at + wake::TICK_MS {
+            return actions;
+        }
+        self.ticked_at = now_ms;
+        if let (Some(pools), Some(host)) = (self.pools.as_mut(), &shared.pools) {
+            let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
+            pools.set_live(fresh.as_deref());
+            pools.tick(host, now_ms, &mut actions);
+        }
+        actions
+    }
 }
 
 thread_local! {
@@ -209,20 +372,33 @@ thread_local! {
 impl Shared {
     /// Runs `f` on this worker's state (made on its first request).
     fn with_worker<T>(&self, f: impl FnOnce(&mut Worker) -> T) -> Option<T> {
-        WORKERS.with(|workers| {
-            let mut workers = workers.try_borrow_mut().ok()?;
-            let worker = match workers.entry(self.id) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(v) => {
-                    let config = Config::from_json(&self.plugin_config).ok()?;
-                    v.insert(Worker {
-                        gate: Gate::new(config, &self.prefix, cache_seed()),
-                        leases_returned_at: 0,
-                    })
-                }
-            };
-            Some(f(worker))
-        })
+        WORKERS
+            .try_with(|workers| {
+                let mut workers = workers.try_borrow_mut().ok()?;
+                let worker = match workers.entry(self.id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => {
+                        let config = Config::from_json(&self.plugin_config).ok()?;
+                        let pools = config.pool.clone().map(|pool| {
+                            let vm = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
+                            let shared = &config.routing.shared_clusters;
+                            // Native workers end only with the process: nobody's
+                            // slots are ever reclaimed.
+                            Pools::new(vm, pool, &config.tenants, shared).with_lease_ms(u64::MAX)
+                        });
+                        v.insert(Worker {
+                            gate: Gate::new(config, &self.prefix, cache_seed()),
+                            leases_returned_at: 0,
+                            pools,
+                            next_context: 0,
+                            ticked_at: 0,
+                        })
+                    }
+                };
+                Some(f(worker))
+            })
+            .ok()
+            .flatten()
     }
 
     /// Runs `f` on this worker's gate.
@@ -250,8 +426,35 @@ impl Shared {
             Some(pinned) => Some(pinned.clone()),
             None => {
                 let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-                headroom::choose_shared(&self.shared_clusters, None, |_| true, turn)
-                    .map(str::to_string)
+                let now_ms = SystemClock.now_ms();
+                let snapshot = self.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
+                let free = self
+                    .with_worker(|w| {
+                        let pools = w.pools.as_ref()?;
+                        let free: Vec<bool> = self
+                            .shared_clusters
+                            .iter()
+                            .map(|c| pools.had_free_slot(c))
+                            .collect();
+                        Some(free)
+                    })
+                    .flatten();
+                let has_free_slot = |c: &str| match &free {
+                    Some(free) => self
+                        .shared_clusters
+                        .iter()
+                        .position(|s| s == c)
+                        .and_then(|i| free.get(i).copied())
+                        .unwrap_or(true),
+                    None => true,
+                };
+                headroom::choose_shared(
+                    &self.shared_clusters,
+                    snapshot.as_deref(),
+                    has_free_slot,
+                    turn,
+                )
+                .map(str::to_string)
             }
         };
         match &cluster {
@@ -309,32 +512,214 @@ struct FairgateFilter {
     shared: Arc<Shared>,
     /// A request whose body is read and whose tokens are accounted.
     flow: Option<Flow>,
+    /// Its place in a pool: (worker, context), from admission to its end.
+    slot: Option<(u32, u32)>,
+    /// It waits for a slot, paused.
+    waiting: Option<Waiting>,
+    /// What it really cost the fair scheduler, once settled.
+    actual_cost: Option<f64>,
     /// A callback of this stream panicked: the others do nothing.
     panicked: bool,
 }
 
+/// A request paused in a pool's queue.
+struct Waiting {
+    label: String,
+    since_ms: u64,
+}
+
+/// What becomes of a request that asks a pool for a slot.
+enum Admitted {
+    /// It goes on (counted).
+    Go,
+    /// It waits, paused, for its wake-up.
+    Wait,
+    /// It was answered (refused, counted).
+    Answered,
+}
+
+/// What becomes of an accounted request once its body is read.
+enum Body {
+    Go,
+    Wait,
+    Answered,
+}
+
+/// Takes pool actions for streams other than the one running: each is told through
+/// its scheduler, on its own worker.
+fn run(vm: u32, actions: Vec<Action>) {
+    for action in actions {
+        match action {
+            Action::Resume { context, .. } => {
+                wake::wake(vm, context);
+            }
+            Action::TimedOut { context, .. } => wake::time_out(vm, context),
+        }
+    }
+}
+
 impl FairgateFilter {
+    /// Admits the request to `pool`, queues it (paused, its scheduler registered for
+    /// the wake-up) or refuses it. Without fair admission it goes on.
+    #[allow(clippy::too_many_arguments)]
+    fn admit<EHF: EnvoyHttpFilter>(
+        &mut self,
+        envoy: &mut EHF,
+        label: &str,
+        policy: &TenantPolicy,
+        pool: &str,
+        decision: Decision,
+        cost: f64,
+    ) -> Admitted {
+        let shared = self.shared.clone();
+        let Some(host) = &shared.pools else {
+            shared.count(envoy, Some(label), decision);
+            return Admitted::Go;
+        };
+        let now_ms = SystemClock.now_ms();
+        let mut actions = Vec::new();
+        let admitted = shared.with_worker(|worker| {
+            let context = worker.context();
+            let pools = worker.pools.as_mut()?;
+            let admission = pools.admit(
+                host,
+                context,
+                label,
+                policy,
+                pool,
+                cost,
+                now_ms,
+                &mut actions,
+            );
+            Some((admission, (pools.vm(), context)))
+        });
+        let Some(Some((admission, slot))) = admitted else {
+            // No pool state on this worker: the host's fault, not the tenant's.
+            shared.count(envoy, Some(label), decision);
+            return Admitted::Go;
+        };
+        run(slot.0, actions);
+        let refusal = match admission {
+            Admission::Forward => {
+                self.slot = Some(slot);
+                shared.count(envoy, Some(label), decision);
+                return Admitted::Go;
+            }
+            Admission::Wait => {
+                self.slot = Some(slot);
+                self.waiting = Some(Waiting {
+                    label: label.to_string(),
+                    since_ms: now_ms,
+                });
+                let scheduler = Box::new(envoy.new_scheduler());
+                return match wake::register(slot.0, slot.1, scheduler) {
+                    // Its slot came while it was being queued.
+                    Some(sent_ns) => match self.woken(envoy, sent_ns) {
+                        true => Admitted::Go,
+                        false => Admitted::Wait,
+                    },
+                    None => Admitted::Wait,
+                };
+            }
+            refused => refused.refusal(),
+        };
+        let Some(refusal) = refusal else {
+            return Admitted::Go;
+        };
+        if let Some(flow) = self.flow.as_mut() {
+            flow.answered_locally();
+        }
+        shared.count(envoy, Some(label), refusal.0);
+        send(envoy, &refusal.1);
+        Admitted::Answered
+    }
+
+    /// A wake-up sent at `sent_ns` reached this waiting request: whether it holds its
+    /// slot now (it is then counted and goes on; the caller resumes it).
+    fn woken<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF, sent_ns: u64) -> bool {
+        let Some((_, context)) = self.slot else {
+            return false;
+        };
+        let shared = self.shared.clone();
+        let holds = shared.with_worker(|worker| {
+            let pools = worker.pools.as_mut()?;
+            let mut actions = Vec::new();
+            pools.woken(context, Some(sent_ns), &mut actions);
+            pools.holds_slot(context)
+        });
+        if holds.flatten() != Some(true) {
+            return false;
+        }
+        let Some(waiting) = self.waiting.take() else {
+            return false;
+        };
+        let metrics = &shared.metrics;
+        shared.count(envoy, Some(&waiting.label), Decision::Admitted);
+        let waited_ms = SystemClock.now_ms().saturating_sub(waiting.since_ms);
+        let _ = envoy.record_histogram_value_vec(metrics.queue_wait, &[&waiting.label], waited_ms);
+        let waited_us = wake::now_ns().saturating_sub(sent_ns) / 1000;
+        let _ = envoy.record_histogram_value(metrics.wakeup, waited_us);
+        true
+    }
+
+    /// An event committed to this stream's scheduler (`wake`).
+    fn scheduled<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF, event: u64) {
+        let Some((vm, context)) = self.slot else {
+            return;
+        };
+        match event {
+            wake::TICK => {
+                let shared = self.shared.clone();
+                let now_ms = SystemClock.now_ms();
+                if let Some(actions) = shared.with_worker(|w| w.tick(&shared, now_ms, true)) {
+                    run(vm, actions);
+                }
+            }
+            wake::TIMEOUT => {
+                let Some(waiting) = self.waiting.take() else {
+                    return;
+                };
+                wake::forget(vm, context);
+                if let Some(flow) = self.flow.as_mut() {
+                    flow.answered_locally();
+                }
+                self.shared
+                    .count(envoy, Some(&waiting.label), Decision::QueueTimeout);
+                send(
+                    envoy,
+                    &response::overloaded("no GPU slot came free within the queue timeout"),
+                );
+            }
+            sent_ns => {
+                if self.waiting.is_some() && self.woken(envoy, sent_ns) {
+                    envoy.continue_decoding();
+                }
+            }
+        }
+    }
+
     /// The body of an accounted request is complete: reserve its tokens (the body
-    /// rewritten where the core says) and let it go on, or refuse it.
-    fn on_body<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF) -> bool {
+    /// rewritten where the core says), then admit it, or refuse it.
+    fn on_body<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF) -> Body {
         let Some(flow) = self.flow.as_mut() else {
-            return true;
+            return Body::Go;
         };
         let body = request_body(envoy);
         let now_ms = SystemClock.now_ms();
         let done = self
             .shared
             .with_gate(|gate| flow.on_body(gate.accountant(), &body, &ProcessStore, now_ms));
-        match done {
-            None => true,
+        let cost = match done {
+            None => return Body::Go,
             Some(BodyDone::Refuse { reply, decision }) => {
                 self.shared.count(envoy, Some(&flow.label), decision);
                 send(envoy, &reply);
-                false
+                return Body::Answered;
             }
             Some(BodyDone::Forward {
                 rewritten,
                 store_error,
+                cost,
                 ..
             }) => {
                 if let Some(e) = store_error {
@@ -350,9 +735,20 @@ impl FairgateFilter {
                         new_body.len().to_string().as_bytes(),
                     );
                 }
-                self.shared.count(envoy, Some(&flow.label), flow.decision);
-                true
+                cost
             }
+        };
+        // The headers waited for the body: the request is admitted now.
+        let (label, policy, pool, decision) = (
+            flow.label.clone(),
+            flow.policy.clone(),
+            flow.pool.clone(),
+            flow.decision,
+        );
+        match self.admit(envoy, &label, &policy, &pool, decision, cost) {
+            Admitted::Go => Body::Go,
+            Admitted::Wait => Body::Wait,
+            Admitted::Answered => Body::Answered,
         }
     }
 
@@ -362,13 +758,18 @@ impl FairgateFilter {
         };
         let (tenant, label) = (flow.tenant.clone(), flow.label.clone());
         let now_ms = SystemClock.now_ms();
+        let holds_slot = match (self.slot, self.waiting.is_some()) {
+            (None, _) => None,
+            (Some(_), waiting) => Some(!waiting),
+        };
         let settled = self
             .shared
-            .with_gate(|gate| flow.settle(gate.accountant(), None, &ProcessStore, now_ms))
+            .with_gate(|gate| flow.settle(gate.accountant(), holds_slot, &ProcessStore, now_ms))
             .flatten();
         let Some(settled) = settled else {
             return;
         };
+        self.actual_cost = Some(settled.cost);
         if let Some(e) = &settled.store_error {
             envoy_log_warn!("fairgate: settling the tokens of {tenant}: {e}");
         }
@@ -382,6 +783,38 @@ impl FairgateFilter {
         if let Some(pct) = settled.estimate_error_pct {
             let _ = envoy.record_histogram_value_vec(metrics.estimate_error, &[&label], pct);
         }
+    }
+
+    /// The request ended, however: gives back its slot or its place in the queue
+    /// (once; also when a callback panicked, and from `drop`).
+    fn release(&mut self) {
+        let Some((vm, context)) = self.slot.take() else {
+            return;
+        };
+        self.waiting = None;
+        wake::forget(vm, context);
+        let shared = self.shared.clone();
+        let Some(host) = &shared.pools else {
+            return;
+        };
+        let now_ms = SystemClock.now_ms();
+        let actual_cost = self.actual_cost;
+        let actions = shared.with_worker(|worker| {
+            let mut actions = Vec::new();
+            if let Some(pools) = worker.pools.as_mut() {
+                pools.finish(host, context, now_ms, actual_cost, &mut actions);
+            }
+            actions
+        });
+        if let Some(actions) = actions {
+            run(vm, actions);
+        }
+    }
+}
+
+impl Drop for FairgateFilter {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -429,6 +862,7 @@ impl FairgateFilter {
         let shared = self.shared.clone();
         // One clock reading serves the whole decision.
         let clock = At(SystemClock.now_ms());
+        let fair = shared.pools.is_some();
         let decided = shared.with_worker(|worker| {
             if worker.leases_returned_at + LEASE_CHECK_MS <= clock.0 {
                 worker.leases_returned_at = clock.0;
@@ -436,26 +870,32 @@ impl FairgateFilter {
                     envoy_log_warn!("fairgate: giving back leased request tokens: {e}");
                 }
             }
+            let actions = match fair {
+                true => worker.tick(&shared, clock.0, false),
+                false => Vec::new(),
+            };
+            let vm = worker.pools.as_ref().map_or(0, Pools::vm);
             let gate = &mut worker.gate;
             let verdict = gate.on_request_headers(&Headers(&*envoy), &ProcessStore, &clock);
-            // The tenant's policy, where the request is routed or its body read.
+            // The tenant's policy, where the request is routed, admitted or its body read.
             let accounted = match &verdict {
                 Verdict::Forward { label, .. } => gate.tenants().by_name.get(label).and_then(|p| {
-                    let reads_body = !end_of_stream && gate.accountant().reads_bodies(p, false);
-                    (reads_body || shared.routing).then(|| (p.clone(), reads_body))
+                    let reads_body = !end_of_stream && gate.accountant().reads_bodies(p, fair);
+                    (reads_body || shared.routing || fair).then(|| (p.clone(), reads_body))
                 }),
                 Verdict::Reject { .. } => None,
             };
             let max_bytes = gate.accountant().config().max_body_bytes;
-            (verdict, accounted, max_bytes)
+            (verdict, accounted, max_bytes, (vm, actions))
         });
-        let Some((verdict, accounted, max_bytes)) = decided else {
+        let Some((verdict, accounted, max_bytes, (vm, actions))) = decided else {
             send(
                 envoy,
                 &response::overloaded("fairgate: the worker's state is busy"),
             );
             return HeadersStatus::StopIteration;
         };
+        run(vm, actions);
         let forward_header = shared.forward_header.as_str();
         match verdict {
             Verdict::Reject {
@@ -491,8 +931,10 @@ impl FairgateFilter {
                     false => None,
                 };
                 let Some(endpoint) = endpoint else {
-                    shared.count(envoy, Some(&label), decision);
-                    return HeadersStatus::Continue;
+                    return match self.admit(envoy, &label, &policy, &pool, decision, REQUEST_COST) {
+                        Admitted::Go => HeadersStatus::Continue,
+                        Admitted::Wait | Admitted::Answered => HeadersStatus::StopIteration,
+                    };
                 };
                 let body_bytes = Headers(&*envoy)
                     .header("content-length")
@@ -505,7 +947,8 @@ impl FairgateFilter {
                 self.flow = Some(Flow::new(
                     tenant, label, policy, endpoint, max_bytes, decision, pool, true,
                 ));
-                // Nothing leaves until the body is read and its tokens reserved.
+                // Nothing leaves until the body is read, its tokens reserved and the
+                // request admitted.
                 HeadersStatus::StopIteration
             }
         }
@@ -517,7 +960,11 @@ impl FairgateFilter {
         end_of_stream: bool,
     ) -> BodyStatus {
         let Some(flow) = self.flow.as_mut().filter(|f| f.reading_body()) else {
-            return BodyStatus::Continue;
+            // A request waiting for a slot keeps its body with its headers.
+            return match self.waiting {
+                Some(_) => BodyStatus::StopIterationAndBuffer,
+                None => BodyStatus::Continue,
+            };
         };
         let size = request_body_size(envoy);
         match flow.on_body_chunk(size, end_of_stream) {
@@ -529,8 +976,9 @@ impl FairgateFilter {
                 BodyStatus::StopIterationNoBuffer
             }
             BodyChunk::Complete => match self.on_body(envoy) {
-                true => BodyStatus::Continue,
-                false => BodyStatus::StopIterationNoBuffer,
+                Body::Go => BodyStatus::Continue,
+                Body::Wait => BodyStatus::StopIterationAndBuffer,
+                Body::Answered => BodyStatus::StopIterationNoBuffer,
             },
         }
     }
@@ -538,11 +986,14 @@ impl FairgateFilter {
     fn request_trailers<EHF: EnvoyHttpFilter>(&mut self, envoy: &mut EHF) -> TrailersStatus {
         // A body followed by trailers ends here, not at a last chunk.
         if !self.flow.as_ref().is_some_and(|f| f.reading_body()) {
-            return TrailersStatus::Continue;
+            return match self.waiting {
+                Some(_) => TrailersStatus::StopIteration,
+                None => TrailersStatus::Continue,
+            };
         }
         match self.on_body(envoy) {
-            true => TrailersStatus::Continue,
-            false => TrailersStatus::StopIteration,
+            Body::Go => TrailersStatus::Continue,
+            Body::Wait | Body::Answered => TrailersStatus::StopIteration,
         }
     }
 
@@ -628,8 +1079,14 @@ impl<EHF: EnvoyHttpFilter> HttpFilter<EHF> for FairgateFilter {
         })
     }
 
+    fn on_scheduled(&mut self, envoy: &mut EHF, event_id: u64) {
+        self.guarded(envoy, Reply::Yes, (), |f, e| f.scheduled(e, event_id));
+    }
+
     fn on_stream_complete(&mut self, envoy: &mut EHF) {
         self.guarded(envoy, Reply::No, (), |f, e| f.settle(e));
+        // Also after a panic: a slot is always given back.
+        self.release();
     }
 }
 
@@ -661,6 +1118,7 @@ impl FairgateFilter {
             Err(_) => {
                 self.panicked = true;
                 self.flow = None;
+                self.waiting = None;
                 envoy_log_critical!("fairgate: a callback panicked; its request is answered 500");
                 if reply == Reply::Yes {
                     send(envoy, &response::internal_error());

@@ -7,13 +7,20 @@
 //! existing key with a stale version is refused, a write to a missing key succeeds
 //! whatever version it names. Budgets keyed by tenant therefore hold for the whole
 //! Envoy, as in the wasm module.
+//!
+//! Pools need no encoding natively: `ProcessPools` keeps each pool's `PoolState`
+//! itself in one process-wide map, updated in place under its mutex.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fairgate_core::clock::Clock;
+use fairgate_core::fair_queue::{PoolState, Updated};
+use fairgate_core::host::{Level, PoolHost};
 use fairgate_core::store::{SharedStore, StoreError, Versioned};
+
+use crate::wake;
 
 #[derive(Default)]
 struct Entries {
@@ -53,6 +60,38 @@ impl SharedStore for ProcessStore {
         }
         entries.last_version = version;
         Ok(())
+    }
+}
+
+static POOLS: Mutex<Option<HashMap<String, PoolState>>> = Mutex::new(None);
+
+/// The pools of one filter configuration (its key prefix), in process-wide state.
+pub struct ProcessPools {
+    pub prefix: String,
+}
+
+impl PoolHost for ProcessPools {
+    fn update_pool<T>(
+        &self,
+        pool: &str,
+        mut op: impl FnMut(&mut PoolState) -> T,
+    ) -> Result<Updated<T>, StoreError> {
+        let mut guard = POOLS.lock().map_err(|_| poisoned())?;
+        let pools = guard.get_or_insert_with(HashMap::new);
+        let key = format!("{}pool.{pool}", self.prefix);
+        let state = pools.entry(key).or_default();
+        Ok(Updated {
+            value: op(state),
+            reset: None,
+        })
+    }
+
+    fn send_wake(&self, vm: u32, context: u32) -> bool {
+        wake::wake(vm, context)
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        crate::log(level, message);
     }
 }
 

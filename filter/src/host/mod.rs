@@ -40,7 +40,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 mod admission;
 mod sidecar;
 
-use admission::{Action as PoolAction, Admission, Pools, REQUEST_COST};
+use admission::Pools;
+use fairgate_core::admission::{Action as PoolAction, Admission, REQUEST_COST};
 use sidecar::Sidecar;
 
 use fairgate_core::clock::Clock;
@@ -688,13 +689,10 @@ impl FairgateHttp {
                 self.queued = true;
                 return Action::Pause;
             }
-            Admission::Shed => (
-                Decision::Shed,
-                response::overloaded(
-                    "the GPUs are saturated and this tenant's requests are sheddable",
-                ),
-            ),
-            Admission::QueueFull => (Decision::QueueFull, response::queue_full()),
+            refused => refused.refusal(),
+        };
+        let Some(refusal) = refusal else {
+            return Action::Continue;
         };
         if let Some(flow) = self.flow.as_mut() {
             flow.answered_locally();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
 
-use super::admission::Gauge;
 use super::{log, HostStore};
+use fairgate_core::admission::Gauge;
 use fairgate_core::config::SidecarConfig;
 use fairgate_core::headroom::{PollClaim, Snapshot};
 use fairgate_core::store::{cas_update, SharedStore, Update};

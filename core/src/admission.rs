@@ -1,0 +1,707 @@
+//! One worker's part in weighted-fair admission: the requests it holds in the pools
+//! (`fair_queue`), from admission or queueing to their end.
+//!
+//! A worker (a wasm VM, or a native worker thread) takes a number that is unique in
+//! the Envoy process (`vm`) and calls each request it sees a `context`. A request
+//! that must wait is paused and remembered here. Whoever frees a slot, on any worker,
+//! gets from the pool the waiter that now holds it and sends that waiter's worker a
+//! wake-up through the host (`PoolHost::send_wake`); this worker's own waiters come
+//! back as `Action::Resume`. The worker's tick expires waiters past
+//! `queue_timeout_ms` (503), renews its lease and reclaims the slots of dead workers.
+//!
+//! Every slot is released exactly once: a context here is `Queued` or `Admitted`;
+//! its end (`finish`) releases an admitted slot, or cancels a queued ticket, or, when
+//! the ticket was granted meanwhile (its wake-up still in flight), releases that slot.
+//! Host actions that re-enter the worker (resuming a request, a local reply) are not
+//! taken here: they come back as `Action`s for the caller to take once it holds no
+//! borrow.
+
+use hashbrown::HashMap;
+
+use crate::config::{PoolConfig, TenantPolicy, Tenants};
+use crate::fair_queue::{
+    reservations, Admit, Limits, PoolState, Reservation, Ticket, Updated, Waiter, SHARED_POOL,
+};
+use crate::headroom::Snapshot;
+use crate::host::{Level, PoolHost};
+use crate::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge, Decision};
+use crate::response::{self, LocalReply};
+use crate::store::StoreError;
+
+/// The cost of a request whose body is not read (no tokens to count): one token.
+pub const REQUEST_COST: f64 = 1.0;
+
+/// What becomes of a new request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Forward,
+    /// Paused until woken, or answered 503 at `queue_timeout_ms`.
+    Wait,
+    Shed,
+    QueueFull,
+}
+
+impl Admission {
+    /// The answer to a refused request (`Shed`, `QueueFull`) and how it is counted.
+    pub fn refusal(self) -> Option<(Decision, LocalReply)> {
+        match self {
+            Admission::Forward | Admission::Wait => None,
+            Admission::Shed => Some((
+                Decision::Shed,
+                response::overloaded(
+                    "the GPUs are saturated and this tenant's requests are sheddable",
+                ),
+            )),
+            Admission::QueueFull => Some((Decision::QueueFull, response::queue_full())),
+        }
+    }
+}
+
+/// Host actions to take once no borrow is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `context` holds a slot now: resume it.
+    Resume {
+        context: u32,
+        tenant: String,
+        enqueued_at_ms: u64,
+        /// When another worker sent the wake-up (ns), for the wake-up latency.
+        sent_at_ns: Option<u64>,
+    },
+    /// `context` waited past the queue timeout: answer it 503.
+    TimedOut { context: u32, tenant: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Queued,
+    Admitted,
+    /// Answered 503 at the queue timeout; kept until its end, so that its end
+    /// knows it never reached the upstream.
+    Expired,
+}
+
+struct Context {
+    pool: String,
+    tenant: String,
+    state: State,
+    enqueued_at_ms: u64,
+    /// The cost estimate charged when the slot was granted.
+    cost: f64,
+}
+
+/// This worker's part in every pool.
+pub struct Pools {
+    config: PoolConfig,
+    reserved: HashMap<String, Vec<Reservation>>,
+    vm: u32,
+    lease_ms: Option<u64>,
+    contexts: HashMap<u32, Context>,
+    /// Pools this worker has used: the ones its tick looks after.
+    touched: Vec<String>,
+    /// The configured tenants of each pool (for the queued gauges).
+    members: HashMap<String, Vec<String>>,
+    /// The shared clusters: the pools of tenants pinned nowhere.
+    shared: Vec<String>,
+    /// Live capacity per pool, from a fresh sidecar snapshot.
+    live: HashMap<String, u32>,
+    /// Whether each pool had a free slot when this worker last saw it.
+    free: HashMap<String, bool>,
+}
+
+/// A gauge reading: metric name and value.
+pub type Gauge = (String, u64);
+
+/// The pools' gauges as one tick left them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// Per pool: requests in flight and capacity.
+    pub pools: Vec<(String, u64, u64)>,
+    /// Per tenant: requests queued (summed over its pools).
+    pub queued: Vec<(String, u64)>,
+}
+
+impl PoolGauges {
+    /// The gauges by their stats names (the wasm host's form).
+    pub fn named(&self) -> Vec<Gauge> {
+        let mut gauges = Vec::with_capacity(self.pools.len() * 2 + self.queued.len());
+        for (pool, in_flight, capacity) in &self.pools {
+            gauges.push((pool_in_flight_gauge(pool), *in_flight));
+            gauges.push((pool_capacity_gauge(pool), *capacity));
+        }
+        gauges.extend(self.queued.iter().map(|(t, n)| (queued_gauge(t), *n)));
+        gauges
+    }
+}
+
+impl Pools {
+    /// This worker's part, as worker `vm`, in the pools of `tenants`.
+    pub fn new(vm: u32, config: PoolConfig, tenants: &Tenants, shared: &[String]) -> Pools {
+        let shared_pools: Vec<String> = if shared.is_empty() {
+            vec![SHARED_POOL.to_string()]
+        } else {
+            shared.to_vec()
+        };
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let mut reserved = HashMap::new();
+        for (name, policy) in &tenants.by_name {
+            let pools = match &policy.cluster {
+                Some(c) => {
+                    reserved.insert(c.clone(), reservations(tenants, c, false));
+                    vec![c.clone()]
+                }
+                None => shared_pools.clone(),
+            };
+            for pool in pools {
+                members.entry(pool).or_default().push(name.to_string());
+            }
+        }
+        for pool in &shared_pools {
+            reserved.insert(pool.clone(), reservations(tenants, pool, true));
+        }
+        Pools {
+            config,
+            reserved,
+            vm,
+            lease_ms: None,
+            contexts: HashMap::new(),
+            touched: Vec::new(),
+            members,
+            shared: shared.to_vec(),
+            live: HashMap::new(),
+            free: HashMap::new(),
+        }
+    }
+
+    /// Sets how long this worker's slots outlive its silence before other workers
+    /// reclaim them (default `fair_queue::DEFAULT_LEASE_MS`). A host whose workers
+    /// cannot die alone (native threads end with the process) sets `u64::MAX`.
+    pub fn with_lease_ms(mut self, lease_ms: u64) -> Self {
+        self.lease_ms = Some(lease_ms);
+        self
+    }
+
+    /// This worker's number.
+    pub fn vm(&self) -> u32 {
+        self.vm
+    }
+
+    fn update<T>(
+        &mut self,
+        host: &impl PoolHost,
+        pool: &str,
+        op: impl FnMut(&mut PoolState, &Limits) -> T,
+    ) -> Result<T, StoreError> {
+        let reserved = self.reserved.get(pool).map_or(&[][..], Vec::as_slice);
+        let mut limits = Limits::new(&self.config, self.live.get(pool).copied(), reserved);
+        if let Some(lease_ms) = self.lease_ms {
+            limits.lease_ms = lease_ms;
+        }
+        let mut op = op;
+        let Updated {
+            value: (value, free),
+            reset,
+        } = host.update_pool(pool, |p| {
+            let value = op(p, &limits);
+            (value, p.in_use() < limits.capacity)
+        })?;
+        self.free.insert(pool.to_string(), free);
+        if let Some(e) = reset {
+            host.log(
+                Level::Error,
+                &format!("fairgate: pool {pool} was unreadable and was reset: {e}"),
+            );
+        }
+        Ok(value)
+    }
+
+    fn touch(&mut self, pool: &str) {
+        if !self.touched.iter().any(|p| p == pool) {
+            self.touched.push(pool.to_string());
+        }
+    }
+
+    /// Whether `pool` had a free slot when this worker last saw it (unknown: yes).
+    pub fn had_free_slot(&self, pool: &str) -> bool {
+        self.free.get(pool).copied().unwrap_or(true)
+    }
+
+    /// Whether this worker has requests waiting for a slot.
+    pub fn has_waiters(&self) -> bool {
+        self.contexts.values().any(|c| c.state == State::Queued)
+    }
+
+    /// The live capacities from a fresh sidecar snapshot (none: configured caps).
+    pub fn set_live(&mut self, snapshot: Option<&Snapshot>) {
+        self.live.clear();
+        let Some(s) = snapshot else {
+            return;
+        };
+        for pool in self.reserved.keys() {
+            let capacity = if pool == SHARED_POOL {
+                s.capacity_of(self.shared.iter().map(String::as_str))
+            } else {
+                s.capacity_of([pool.as_str()])
+            };
+            if let Some(c) = capacity {
+                self.live.insert(pool.clone(), c);
+            }
+        }
+    }
+
+    /// Admits, queues or refuses the request of `context` in `pool`, expected to
+    /// cost `cost` (reconciled at `finish`). A failing store lets the request
+    /// through (it is the host's fault, not the tenant's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit(
+        &mut self,
+        host: &impl PoolHost,
+        context: u32,
+        tenant: &str,
+        policy: &TenantPolicy,
+        pool: &str,
+        cost: f64,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) -> Admission {
+        let pool = pool.to_string();
+        self.touch(&pool);
+        let ticket = Ticket {
+            vm: self.vm,
+            context,
+            enqueued_at_ms: now_ms,
+            cost,
+        };
+        let outcome = self.update(host, &pool, |p, limits| {
+            p.try_admit(tenant, policy, ticket, limits)
+        });
+        let admission = match outcome {
+            Ok(a) => a,
+            Err(e) => {
+                host.log(
+                    Level::Warn,
+                    &format!("fairgate: pool {pool} not enforced: {e}"),
+                );
+                return Admission::Forward;
+            }
+        };
+        self.dispatch(host, admission.woken, actions);
+        let state = match admission.admit {
+            Admit::Admitted => State::Admitted,
+            Admit::Queued => State::Queued,
+            Admit::Shed => return Admission::Shed,
+            Admit::QueueFull => return Admission::QueueFull,
+        };
+        self.contexts.insert(
+            context,
+            Context {
+                pool,
+                tenant: tenant.to_string(),
+                state,
+                enqueued_at_ms: now_ms,
+                cost,
+            },
+        );
+        match state {
+            State::Admitted => Admission::Forward,
+            State::Queued | State::Expired => Admission::Wait,
+        }
+    }
+
+    /// The request of `context` has a better cost estimate now (its body was read):
+    /// its tenant is charged the difference at once, so that the scheduler does not
+    /// wait for the request's end to see it.
+    pub fn reestimate(&mut self, host: &impl PoolHost, context: u32, cost: f64) {
+        let Some(ctx) = self.contexts.get(&context) else {
+            return;
+        };
+        let delta = cost - ctx.cost;
+        if ctx.state != State::Admitted || delta.abs() < 1.0 {
+            return;
+        }
+        let (pool, tenant) = (ctx.pool.clone(), ctx.tenant.clone());
+        match self.update(host, &pool, |p, _| p.charge(&tenant, delta)) {
+            Ok(_) => {
+                if let Some(ctx) = self.contexts.get_mut(&context) {
+                    ctx.cost = cost;
+                }
+            }
+            Err(e) => host.log(
+                Level::Warn,
+                &format!("fairgate: re-estimating a request in {pool}: {e}"),
+            ),
+        }
+    }
+
+    /// Whether `context` holds a slot (`Some(true)`), waits for one (`Some(false)`),
+    /// or is not in any pool (`None`).
+    pub fn holds_slot(&self, context: u32) -> Option<bool> {
+        self.contexts
+            .get(&context)
+            .map(|c| c.state == State::Admitted)
+    }
+
+    /// The request of `context` ended, however: releases or cancels what it held.
+    /// `actual_cost`: what it really cost, where known (the estimate otherwise).
+    pub fn finish(
+        &mut self,
+        host: &impl PoolHost,
+        context: u32,
+        now_ms: u64,
+        actual_cost: Option<f64>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(ctx) = self.contexts.remove(&context) else {
+            return;
+        };
+        let vm = self.vm;
+        let extra = actual_cost.map_or(0.0, |c| c - ctx.cost);
+        let woken = match ctx.state {
+            State::Expired => return,
+            State::Admitted => self.update(host, &ctx.pool, |p, limits| {
+                p.release(&ctx.tenant, vm, extra, limits, now_ms).woken
+            }),
+            // Cancelled before its slot came; if it came (the wake-up is on its way),
+            // the slot goes back, and the estimate charged for it is refunded.
+            State::Queued => {
+                self.update(host, &ctx.pool, |p, limits| match p.cancel(vm, context) {
+                    Some(_) => Vec::new(),
+                    None => p.release(&ctx.tenant, vm, -ctx.cost, limits, now_ms).woken,
+                })
+            }
+        };
+        match woken {
+            Ok(woken) => self.dispatch(host, woken, actions),
+            Err(e) => host.log(
+                Level::Warn,
+                &format!("fairgate: releasing a slot of {}: {e}", ctx.pool),
+            ),
+        }
+    }
+
+    /// Sends each woken waiter to its worker; this worker's own come back as actions.
+    fn dispatch(&mut self, host: &impl PoolHost, woken: Vec<Waiter>, actions: &mut Vec<Action>) {
+        for w in woken {
+            if w.ticket.vm == self.vm {
+                self.woken(w.ticket.context, None, actions);
+            } else if !host.send_wake(w.ticket.vm, w.ticket.context) {
+                // The slot stays held until that worker's lease runs out and it is
+                // reclaimed.
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "fairgate: no way to wake request {} of worker {}",
+                        w.ticket.context, w.ticket.vm
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A slot came for `context` (a wake-up from another worker, sent at
+    /// `sent_at_ns`, or one of this worker's own): resume it if it still waits here.
+    pub fn woken(&mut self, context: u32, sent_at_ns: Option<u64>, actions: &mut Vec<Action>) {
+        if let Some(ctx) = self.contexts.get_mut(&context) {
+            if ctx.state == State::Queued {
+                ctx.state = State::Admitted;
+                actions.push(Action::Resume {
+                    context,
+                    tenant: ctx.tenant.clone(),
+                    enqueued_at_ms: ctx.enqueued_at_ms,
+                    sent_at_ns,
+                });
+            }
+        }
+    }
+
+    /// The safety net: lease renewal, queue timeouts, reclaiming dead workers' slots.
+    /// Returns the pools' gauges as they stand after it.
+    pub fn tick(
+        &mut self,
+        host: &impl PoolHost,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) -> PoolGauges {
+        let vm = self.vm;
+        let mut gauges = PoolGauges::default();
+        let mut queued_by_tenant: HashMap<String, u64> = HashMap::new();
+        for pool in self.touched.clone() {
+            let members = self.members.get(&pool).cloned().unwrap_or_default();
+            let ticked = self.update(host, &pool, |p, limits| {
+                let tick = p.tick(vm, limits, now_ms);
+                let counts = (u64::from(p.in_use()), u64::from(limits.capacity));
+                let queued: Vec<(String, u64)> = members
+                    .iter()
+                    .map(|t| (t.clone(), p.queued(t) as u64))
+                    .collect();
+                (tick, counts, queued)
+            });
+            let (tick, (in_flight, capacity), queued) = match ticked {
+                Ok(t) => t,
+                Err(e) => {
+                    host.log(Level::Warn, &format!("fairgate: ticking pool {pool}: {e}"));
+                    continue;
+                }
+            };
+            gauges.pools.push((pool.clone(), in_flight, capacity));
+            for (tenant, n) in queued {
+                *queued_by_tenant.entry(tenant).or_default() += n;
+            }
+            for w in tick.expired {
+                if let Some(ctx) = self.contexts.get_mut(&w.ticket.context) {
+                    ctx.state = State::Expired;
+                    actions.push(Action::TimedOut {
+                        context: w.ticket.context,
+                        tenant: w.tenant,
+                    });
+                }
+            }
+            if !tick.reclaimed.vms.is_empty() {
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "fairgate: pool {pool}: reclaimed {} slots of workers {:?} that stopped renewing",
+                        tick.reclaimed.slots, tick.reclaimed.vms
+                    ),
+                );
+            }
+            self.dispatch(host, tick.reclaimed.woken, actions);
+        }
+        gauges.queued = queued_by_tenant.into_iter().collect();
+        gauges
+    }
+
+    /// Every configured pool's gauges as they stand, changing nothing (for a host
+    /// that reports them apart from any worker's tick).
+    pub fn gauges(&mut self, host: &impl PoolHost) -> PoolGauges {
+        let mut gauges = PoolGauges::default();
+        let mut queued_by_tenant: HashMap<String, u64> = HashMap::new();
+        let mut pools: Vec<String> = self.reserved.keys().cloned().collect();
+        pools.sort();
+        for pool in pools {
+            let members = self.members.get(&pool).cloned().unwrap_or_default();
+            let read = self.update(host, &pool, |p, limits| {
+                let counts = (u64::from(p.in_use()), u64::from(limits.capacity));
+                let queued: Vec<(String, u64)> = members
+                    .iter()
+                    .map(|t| (t.clone(), p.queued(t) as u64))
+                    .collect();
+                (counts, queued)
+            });
+            let Ok(((in_flight, capacity), queued)) = read else {
+                continue;
+            };
+            gauges.pools.push((pool, in_flight, capacity));
+            for (tenant, n) in queued {
+                *queued_by_tenant.entry(tenant).or_default() += n;
+            }
+        }
+        gauges.queued = queued_by_tenant.into_iter().collect();
+        gauges.queued.sort();
+        gauges
+    }
+
+    /// A woken context that is gone: its slot goes back and its estimate is refunded
+    /// (as a queued context the pool no longer has a ticket for, which `finish` handles).
+    pub fn vanished(
+        &mut self,
+        host: &impl PoolHost,
+        context: u32,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(ctx) = self.contexts.get_mut(&context) {
+            ctx.state = State::Queued;
+        }
+        self.finish(host, context, now_ms, None, actions);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::fair_queue::FairQueue;
+    use crate::store::MemoryStore;
+    use crate::testkit;
+    use std::cell::RefCell;
+
+    /// Two workers' pools over one in-memory store; wake-ups sent to another worker
+    /// are recorded.
+    struct TestHost {
+        store: MemoryStore,
+        queue: FairQueue,
+        sent: RefCell<Vec<(u32, u32)>>,
+        logged: RefCell<Vec<String>>,
+    }
+
+    impl PoolHost for TestHost {
+        fn update_pool<T>(
+            &self,
+            pool: &str,
+            op: impl FnMut(&mut PoolState) -> T,
+        ) -> Result<Updated<T>, StoreError> {
+            self.queue.update(&self.store, pool, op)
+        }
+
+        fn send_wake(&self, vm: u32, context: u32) -> bool {
+            self.sent.borrow_mut().push((vm, context));
+            true
+        }
+
+        fn log(&self, _level: Level, message: &str) {
+            self.logged.borrow_mut().push(message.to_string());
+        }
+    }
+
+    fn host() -> TestHost {
+        TestHost {
+            store: MemoryStore::default(),
+            queue: FairQueue::new("test:"),
+            sent: RefCell::new(Vec::new()),
+            logged: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `testkit`'s tenants `acme` and `free`, sharing one pool.
+    fn config(capacity: u32, timeout_ms: u64) -> Config {
+        let mut json = testkit::config_json();
+        json["pool"] = serde_json::json!({
+            "max_concurrency": capacity,
+            "queue_timeout_ms": timeout_ms
+        });
+        testkit::config(&json)
+    }
+
+    fn pools(vm: u32, config: &Config) -> Pools {
+        let pool = config.pool.clone().unwrap_or_else(|| panic!("no pool"));
+        Pools::new(vm, pool, &config.tenants, &[])
+    }
+
+    fn policy(config: &Config, tenant: &str) -> TenantPolicy {
+        config.tenants.by_name[tenant].clone()
+    }
+
+    #[test]
+    fn a_slot_freed_on_one_worker_wakes_the_waiter_of_another_once() {
+        let (host, config) = (host(), config(1, 5_000));
+        let (mut w1, mut w2) = (pools(1, &config), pools(2, &config));
+        let mut actions = Vec::new();
+        let acme = policy(&config, "acme");
+        let first = w1.admit(&host, 10, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        assert_eq!(first, Admission::Forward);
+        let second = w2.admit(&host, 20, "acme", &acme, SHARED_POOL, 1.0, 1, &mut actions);
+        assert_eq!(second, Admission::Wait);
+        assert_eq!(w2.holds_slot(20), Some(false));
+        assert!(w2.has_waiters());
+        w1.finish(&host, 10, 5, Some(1.0), &mut actions);
+        assert_eq!(*host.sent.borrow(), vec![(2, 20)]);
+        assert!(actions.is_empty());
+        w2.woken(20, Some(7), &mut actions);
+        w2.woken(20, Some(8), &mut actions);
+        assert_eq!(
+            actions,
+            vec![Action::Resume {
+                context: 20,
+                tenant: "acme".into(),
+                enqueued_at_ms: 1,
+                sent_at_ns: Some(7)
+            }]
+        );
+        assert_eq!(w2.holds_slot(20), Some(true));
+        assert!(!w2.has_waiters());
+    }
+
+    #[test]
+    fn a_waiter_on_the_same_worker_comes_back_as_an_action() {
+        let (host, config) = (host(), config(1, 5_000));
+        let mut w = pools(1, &config);
+        let mut actions = Vec::new();
+        let free = policy(&config, "free");
+        w.admit(&host, 1, "free", &free, SHARED_POOL, 1.0, 0, &mut actions);
+        w.admit(&host, 2, "free", &free, SHARED_POOL, 1.0, 0, &mut actions);
+        w.finish(&host, 1, 3, None, &mut actions);
+        assert!(host.sent.borrow().is_empty());
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::Resume { context: 2, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_waiter_past_its_timeout_is_timed_out_by_its_own_tick_and_its_end_frees_nothing() {
+        let (host, config) = (host(), config(1, 100));
+        let mut w = pools(1, &config);
+        let mut actions = Vec::new();
+        let acme = policy(&config, "acme");
+        w.admit(&host, 1, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        w.admit(&host, 2, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        let gauges = w.tick(&host, 50, &mut actions);
+        assert!(actions.is_empty());
+        assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 1, 1)]);
+        w.tick(&host, 150, &mut actions);
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::TimedOut { context: 2, .. }]
+        ));
+        actions.clear();
+        w.finish(&host, 2, 160, None, &mut actions);
+        w.finish(&host, 1, 170, None, &mut actions);
+        let gauges = w.tick(&host, 180, &mut actions);
+        assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 0, 1)]);
+        assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn a_worker_without_a_lease_limit_keeps_its_slots_however_long_it_is_silent() {
+        let (host, config) = (host(), config(1, 100));
+        let mut quiet = pools(1, &config).with_lease_ms(u64::MAX);
+        let mut busy = pools(2, &config).with_lease_ms(u64::MAX);
+        let mut actions = Vec::new();
+        let acme = policy(&config, "acme");
+        quiet.admit(&host, 1, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        let later = 10 * crate::fair_queue::DEFAULT_LEASE_MS;
+        let waits = busy.admit(
+            &host,
+            2,
+            "acme",
+            &acme,
+            SHARED_POOL,
+            1.0,
+            later,
+            &mut actions,
+        );
+        busy.tick(&host, later + 1, &mut actions);
+        assert_eq!(waits, Admission::Wait);
+        assert!(host.sent.borrow().is_empty() && actions.is_empty());
+        assert!(host.logged.borrow().is_empty());
+    }
+
+    #[test]
+    fn gauges_read_every_pool_without_changing_it() {
+        let (host, config) = (host(), config(2, 5_000));
+        let mut worker = pools(1, &config);
+        let mut reporter = pools(0, &config);
+        let mut actions = Vec::new();
+        let acme = policy(&config, "acme");
+        for context in 1..=3 {
+            worker.admit(
+                &host,
+                context,
+                "acme",
+                &acme,
+                SHARED_POOL,
+                1.0,
+                0,
+                &mut actions,
+            );
+        }
+        let gauges = reporter.gauges(&host);
+        assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 2, 2)]);
+        assert_eq!(
+            gauges.queued,
+            vec![("acme".to_string(), 1), ("free".to_string(), 0)]
+        );
+        assert_eq!(reporter.gauges(&host), gauges);
+    }
+}
