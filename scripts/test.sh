@@ -7,11 +7,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-say "set-up: Rust targets, Envoy $ENVOY_VERSION"
+say "set-up: Rust targets, Envoy $ENVOY_VERSION, the OpenAI Python SDK $OPENAI_VERSION"
 ensure_rustup target wasm32-wasip1 wasm32-unknown-unknown
 ensure_rustup component rustfmt clippy
 ensure_envoy
 "$ENVOY_BIN" --version
+ensure_openai_sdk
 
 say "format"
 cargo fmt --all --check
@@ -40,7 +41,7 @@ say "the end-to-end tests where the host matters, against the native module"
 # filter. Not here: fair admission and the sidecar (not in the module yet), the wasm
 # host's own behaviours (held headers learnt, its exports, VM roots on updates).
 FAIRGATE_HOST=module cargo test -p fairgate-e2e --test e2e -- --test-threads=1 \
-  identity:: budgets:: metrics:: tokens:: isolation:: config:: \
+  identity:: budgets:: metrics:: tokens:: isolation:: config:: openai_sdk:: \
   --skip tokens::a_client_that_leaves --skip tokens::an_upstream_reset \
   --skip tokens::fair_admission --skip isolation::an_envoy_that_cannot \
   --skip isolation::no_request_refused_or_waiting
