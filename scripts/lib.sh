@@ -4,6 +4,8 @@
 # Sourced, not run.
 
 ENVOY_VERSION=1.40.0
+# The official OpenAI Python SDK the end-to-end tests drive the gateway with.
+OPENAI_VERSION=3.63.0
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -33,6 +35,17 @@ ensure_envoy() {
   fi
   ENVOY_BIN=$("$venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
   export ENVOY_BIN
+}
+
+# The OpenAI Python SDK (openai on PyPI) into .venv, for tests/python/openai_sdk.py.
+ensure_openai_sdk() {
+  local venv="$REPO_ROOT/.venv"
+  local shown
+  shown=$("$venv/bin/python" -m pip show openai 2>/dev/null || true)
+  if ! grep -qx "Version: $OPENAI_VERSION" <<<"$shown"; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_VERSION"
+  fi
 }
 
 build_filter() {

@@ -10,6 +10,7 @@ mod identity;
 mod isolation;
 mod metrics;
 mod module;
+mod openai_sdk;
 mod panic;
 mod sidecar;
 mod tokens;
