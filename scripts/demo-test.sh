@@ -4,6 +4,7 @@
 # fairgate on, globex and initech get their weight shares within 5 points; with
 # fairness off, hooli's flood visibly takes more than its share.
 #   DEMO_TEST_DURATION  seconds per run (default 15)
+#   DEMO_TEST_HOST      wasm (default) or module: the demo's --host
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -23,11 +24,11 @@ export DEMO_PORT_GATEWAY=${ports[0]} DEMO_PORT_ADMIN=${ports[1]} DEMO_PORT_POOL_
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/fairgate-demo-test.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 start=$SECONDS
-if ! scripts/demo.sh --duration "${DEMO_TEST_DURATION:-15}" --no-wait --dev \
+if ! scripts/demo.sh --duration "${DEMO_TEST_DURATION:-15}" --no-wait --dev --host "${DEMO_TEST_HOST:-wasm}" \
   --json "$OUT/summary.json" >"$OUT/demo.log" 2>&1 </dev/null; then
   cat "$OUT/demo.log"
   exit 1
 fi
 sed -n '/== side by side/,/^$/p' "$OUT/demo.log"
 target/debug/fairgate-loadgen check "$OUT/summary.json"
-echo "demo test: $((SECONDS - start)) s"
+echo "demo test (${DEMO_TEST_HOST:-wasm} host): $((SECONDS - start)) s"

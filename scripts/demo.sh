@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fairgate demo: the whole topology on 127.0.0.1 — Envoy with the fairgate filter, the
+# fairgate demo: the whole topology on 127.0.0.1 — Envoy with fairgate, the
 # GPU sidecar on simulated GPUs, two shared pools and one dedicated cluster of mock
 # model servers — and the load of demo/scenario.toml run twice: fairness off (the same
 # Envoy config without its "pool" section: the model servers' FIFO queues decide),
@@ -10,6 +10,8 @@
 #   --json FILE         write both runs' figures and the fairness checks there
 #   --no-wait           exit at the end instead of leaving the gateway up
 #   --dev               build the native programs with the dev profile (faster build)
+#   --host wasm|module  fairgate as the proxy-wasm filter (envoy/envoy.yaml, default)
+#                       or the native dynamic module (envoy/envoy-module.yaml)
 # Ports (env): DEMO_PORT_GATEWAY 10000, DEMO_PORT_ADMIN 9901, DEMO_PORT_POOL_A 18001,
 # DEMO_PORT_POOL_B 18002, DEMO_PORT_ACME 18003, DEMO_PORT_SIDECAR 9090.
 set -euo pipefail
@@ -17,17 +19,23 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-DURATION=30 JSON="" WAIT=1 PROFILE=release
+DURATION=30 JSON="" WAIT=1 PROFILE=release HOST=wasm
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
     --json) JSON=${2:?--json needs a file}; shift 2 ;;
     --no-wait) WAIT=0; shift ;;
     --dev) PROFILE=dev; shift ;;
-    *) echo "usage: $0 [--duration SECONDS] [--json FILE] [--no-wait] [--dev]" >&2; exit 2 ;;
+    --host) HOST=${2:?--host needs wasm or module}; shift 2 ;;
+    *) echo "usage: $0 [--duration SECONDS] [--json FILE] [--no-wait] [--dev] [--host wasm|module]" >&2; exit 2 ;;
   esac
 done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 5 ]] || { echo "--duration: whole seconds, at least 5" >&2; exit 2; }
+case $HOST in
+  wasm) ENVOY_CONFIG=envoy/envoy.yaml METRIC_PREFIX="" ;;
+  module) ENVOY_CONFIG=envoy/envoy-module.yaml METRIC_PREFIX=envoy_dynamicmodulescustom_ ;;
+  *) echo "--host: wasm or module" >&2; exit 2 ;;
+esac
 # A relative --json is relative to where the demo was started, not the repository.
 case $JSON in "" | /*) ;; *) JSON="$OLDPWD/$JSON" ;; esac
 
@@ -59,20 +67,26 @@ for port in "$GATEWAY_PORT" "$ADMIN_PORT" "$POOL_A_PORT" "$POOL_B_PORT" "$ACME_P
   fi
 done
 
-say "set-up: Rust target, Envoy $ENVOY_VERSION, build ($PROFILE profile for the native programs)"
+say "set-up: Rust target, Envoy $ENVOY_VERSION, build (fairgate's $HOST host; $PROFILE profile for the other programs)"
 ensure_rustup target wasm32-wasip1
 ensure_envoy
-build_filter
+if [ "$HOST" = module ]; then
+  build_module
+  # Where Envoy finds libfairgate.so (dynamic_module_config: {name: fairgate}).
+  export ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$REPO_ROOT/target/release
+else
+  build_filter
+fi
 cargo build --quiet --profile "$PROFILE" -p fairgate-mock -p fairgate-sidecar -p fairgate-loadgen
 BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo release)
 LOADGEN=$BIN/fairgate-loadgen
 "$LOADGEN" --scenario demo/scenario.toml --check >/dev/null
 
 # The shipped configs, on this run's ports; "off" is "on" without its "pool" line.
-sed -e "s/port_value: 10000}/port_value: $GATEWAY_PORT}/" -e "s/port_value: 9901}/port_value: $ADMIN_PORT}/" \
-  -e "s/port_value: 18001}/port_value: $POOL_A_PORT}/" -e "s/port_value: 18002}/port_value: $POOL_B_PORT}/" \
-  -e "s/port_value: 18003}/port_value: $ACME_PORT}/" -e "s/port_value: 9090}/port_value: $SIDECAR_PORT}/" \
-  envoy/envoy.yaml >"$RUN_DIR/envoy-on.yaml"
+sed -e "s/port_value: 10000\b/port_value: $GATEWAY_PORT/" -e "s/port_value: 9901\b/port_value: $ADMIN_PORT/" \
+  -e "s/port_value: 18001\b/port_value: $POOL_A_PORT/" -e "s/port_value: 18002\b/port_value: $POOL_B_PORT/" \
+  -e "s/port_value: 18003\b/port_value: $ACME_PORT/" -e "s/port_value: 9090\b/port_value: $SIDECAR_PORT/" \
+  "$ENVOY_CONFIG" >"$RUN_DIR/envoy-on.yaml"
 grep -v '^ *"pool": {' "$RUN_DIR/envoy-on.yaml" >"$RUN_DIR/envoy-off.yaml"
 sed -e "s#127.0.0.1:18001/#127.0.0.1:$POOL_A_PORT/#" -e "s#127.0.0.1:18002/#127.0.0.1:$POOL_B_PORT/#" \
   -e "s#127.0.0.1:18003/#127.0.0.1:$ACME_PORT/#" demo/sidecar.toml >"$RUN_DIR/sidecar.toml"
@@ -161,7 +175,7 @@ echo
 say "metrics"
 sleep 0.3 # each worker flushes its counters every 100 ms
 echo "fairgate in Envoy:    $ADMIN/stats/prometheus   e.g."
-curl -s "$ADMIN/stats/prometheus" | grep -E '^fg_(requests\{tenant="(globex|hooli)",decision="admitted"\}|pool_capacity|tokens\{tenant="globex")' | sed 's/^/    /'
+curl -s "$ADMIN/stats/prometheus" | grep -E "^${METRIC_PREFIX}fg_(requests\\{tenant=\"(globex|hooli)\",decision=\"admitted\"\\}|pool_capacity|tokens\\{tenant=\"globex\")" | sed 's/^/    /'
 echo "GPU sidecar:          $SIDECAR/metrics   $SIDECAR/v1/headroom"
 echo "model servers:        http://127.0.0.1:$POOL_A_PORT/metrics   http://127.0.0.1:$POOL_A_PORT/mock/stats"
 

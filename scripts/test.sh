@@ -55,5 +55,6 @@ FAIRGATE_HOST=module FAIRGATE_MODULE_DIR=target/test-panic cargo test -p fairgat
 say "filter logic compiled to wasm32, under wasm-bindgen-test"
 scripts/wasm-unit-tests.sh
 
-say "the demo, short: fairness off then on, and its fairness claims"
+say "the demo, short: fairness off then on, and its fairness claims, on each host"
 scripts/demo-test.sh
+DEMO_TEST_HOST=module scripts/demo-test.sh
