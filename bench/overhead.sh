@@ -14,8 +14,11 @@
 #      per tenant (the tenant jwt_authn wrote, as a descriptor): fairgate's job natively
 #   f  fairgate, tenant from a plain header (no JWT): what a token-cache hit must match
 #   g  (e) with one bucket for all requests: less than fairgate's job, for reference
-#   h  fairgate as the native dynamic module (libfairgate.so), (c)'s config, HS256 token
+#   h  fairgate as the native dynamic module (libfairgate.so), (c)'s config with fair
+#      admission on (a pool too large to queue: every request takes and gives back a
+#      slot), HS256 token
 #   i  (h) with the RS256 token (token-cache hits)
+#   j  the wasm filter with (h)'s config: fair admission on, HS256 token
 #   t  fairgate HS256, a chat completion (POST /v1/chat/completions) under a token
 #      budget, to the mock model server (fairgate-mock, no delays, a one-token
 #      answer): the body read while Envoy holds the headers, tokens reserved, the JSON
@@ -24,7 +27,7 @@
 #      before the body is read (what an Envoy that cannot hold them costs)
 # fairgate's tenant has a request budget too large to refuse, so every request takes
 # the whole admitted path (verify or cache hit, budget CAS write, header write, counter).
-# Setups run unless named: a-i ("a b c d e f g h i"); t and u only when named in SETUPS.
+# Setups run unless named: a-j ("a b c d e f g h i j"); t and u only when named in SETUPS.
 #
 # Environment: ROUNDS (3), DUR (10, seconds measured per run), WARMUP (1 s, not
 # counted), CONNS (4), SETUPS ("a b c d e f g": a subset, for quick comparisons),
@@ -54,8 +57,10 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-4}
 WRK=${WRK:-wrk}
 ENVOY_VERSION=1.40.0
-read -r -a SETUPS <<<"${SETUPS:-a b c d e f g h i}"
+read -r -a SETUPS <<<"${SETUPS:-a b c d e f g h i j}"
 TENANT=acme
+# fairgate's pool of tenants pinned to no cluster (core/src/fair_queue.rs).
+SHARED_POOL=shared
 
 die() {
     echo "overhead.sh: $*" >&2
@@ -212,6 +217,14 @@ FAIRGATE_JSON=$(cat <<EOF
 EOF
 )
 
+# (c) with fair admission on: a pool that never queues, so every request is admitted,
+# takes a slot and gives it back at its end.
+FAIRGATE_POOL_JSON=$(python3 -c '
+import json, sys
+config = json.loads(sys.argv[1])
+config["pool"] = {"max_concurrency": 100000}
+print(json.dumps(config, indent=2))' "$FAIRGATE_JSON")
+
 # The same tenant and budget, the tenant taken from a header instead of a token.
 FAIRGATE_HEADER_JSON='{"identity": {"header": "x-tenant-id"}, "tenants": {"'$TENANT'": {"weight": 1, "requests_per_second": 1e9, "request_burst": 1e9}}}'
 
@@ -317,7 +330,8 @@ write_config() { # setup, listen port, admin port, file
         c | d) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_JSON") ;;
         t) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_TOKENS_JSON") ;;
         u) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_TOKENS_JSON" false) ;;
-        h | i) filters=$(module_filter "$FAIRGATE_JSON") ;;
+        h | i) filters=$(module_filter "$FAIRGATE_POOL_JSON") ;;
+        j) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_POOL_JSON") ;;
         e) filters=$(native_filters per-tenant) ;;
         g) filters=$(native_filters global) ;;
         f) filters=$(wasm_filter fairgate "$FAIRGATE_WASM" "$FAIRGATE_HEADER_JSON") ;;
@@ -378,6 +392,7 @@ describe() {
         f) echo "(f) fairgate header mode" ;;
         h) echo "(h) module HS256" ;;
         i) echo "(i) module RS256 (cached)" ;;
+        j) echo "(j) fairgate HS256, fair adm." ;;
         t) echo "(t) fairgate HS256, chat + tokens" ;;
         u) echo "(u) (t), headers not held" ;;
     esac
@@ -387,7 +402,7 @@ is_chat() { [[ $1 == t || $1 == u ]]; }
 
 token_of() {
     case $1 in
-        c | e | g | h | t | u) echo "$HS_TOKEN" ;;
+        c | e | g | h | j | t | u) echo "$HS_TOKEN" ;;
         # Counting, (a) and (b) get the same request as (c): Envoy parses every header
         # byte (about 14k instructions for the `authorization` line's 260), so the
         # count "over (a)" is the filter's own.
@@ -473,7 +488,7 @@ verify() { # setup
             [[ $(stat_value wasm.envoy.wasm.runtime.v8.active) -ge 1 ]] ||
                 die "setup b: no active V8 wasm VM: is the noop filter loaded?"
             ;;
-        c | d | f | t | u)
+        c | d | f | j | t | u)
             code=$(http_code "$url" "" "$body")
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is fairgate running?"
             code=$(http_code "$url" "not-a-jwt" "$body")
@@ -489,12 +504,22 @@ verify() { # setup
                 [[ $(stat_value "wasmcustom.fg_tokens.tenant.$TENANT.kind.output") -ge 1 ]] ||
                     die "setup $s: fairgate settled no output token: was the answer's usage read?"
             fi
+            if [[ $s == j ]]; then
+                [[ $(stat_value "wasmcustom.fg_pool_capacity.cluster.$SHARED_POOL") -ge 100000 ]] ||
+                    die "setup $s: no pool of 100000 slots: is fair admission on?"
+            fi
             ;;
         h | i)
             code=$(http_code "$url")
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is the module running?"
             [[ $(stat_value "dynamicmodulescustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
                 die "setup $s: the module counted no admitted request for $TENANT"
+            for _ in $(seq 50); do
+                [[ $(stat_value "dynamicmodulescustom.fg_pool_capacity.cluster.$SHARED_POOL") -ge 100000 ]] && break
+                sleep 0.2
+            done
+            [[ $(stat_value "dynamicmodulescustom.fg_pool_capacity.cluster.$SHARED_POOL") -ge 100000 ]] ||
+                die "setup $s: no pool of 100000 slots: is fair admission on?"
             ;;
         e | g)
             code=$(http_code "$url")
@@ -550,7 +575,7 @@ RESULTS=$TMP/results.txt
 : >"$RESULTS"
 # Each setup's name as the reports print it.
 NAMES=$TMP/names.txt
-for s in a b c d e f g h i t u; do echo "$s $(describe "$s")"; done >"$NAMES"
+for s in a b c d e f g h i j t u; do echo "$s $(describe "$s")"; done >"$NAMES"
 # wrk's chat completion.
 python3 - "$CHAT_BODY" >"$TMP/chat.lua" <<'PY'
 import json, sys
@@ -633,7 +658,7 @@ print("instructions Envoy runs per request (user space, callgrind), Envoy --conc
 print("direct_response 200, one keep-alive connection")
 print()
 print(f"{'setup':<32} {'instr/req':>10} {'over (a)':>9}")
-for s in "abcdefghitu":
+for s in "abcdefghijtu":
     if s in per:
         over = f"{per[s] - per['a']:>+9.0f}" if "a" in per else f"{'-':>9}"
         print(f"{names[s]:<32} {per[s]:>10.0f} {over}")
@@ -645,6 +670,9 @@ if "c" in per and "e" in per:
 if "h" in per and "e" in per:
     print(f"(h)/(e) module HS256 vs native        {per['e'] / per['h']:5.3f}"
           "  (instructions of (e) / of (h); target >= 1.0, goal 1.2)")
+if "h" in per and "j" in per:
+    print(f"(h)/(j) module vs wasm, fair admission {per['j'] / per['h']:5.3f}"
+          "  (instructions of (j) / of (h))")
 if "d" in per or "f" in per:
     print("(d) and (f) send other requests (a longer token; no token), and Envoy parses")
     print("every header byte: compare them with (c) by time, not by this count.")
@@ -730,7 +758,7 @@ print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s eac
 print()
 print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}"
       f" {'cpu us/req':>11}")
-for s in "abcdefghitu":
+for s in "abcdefghijtu":
     if s not in med:
         continue
     rps, p50, p99, cpu = med[s]
@@ -740,7 +768,7 @@ for s in "abcdefghitu":
 print()
 for label, num, den, target in (("(c)/(e) fairgate HS256 vs native", "c", "e", 0.9),
                                 ("(h)/(e) module HS256 vs native", "h", "e", 1.0),
-                                ("(h)/(c) module vs wasm, HS256", "h", "c", 1.0),
+                                ("(h)/(j) module vs wasm, fair admission", "h", "j", 1.0),
                                 ("(c)/(g) fairgate vs one global bucket", "c", "g", 0.9),
                                 ("(d)/(c) RS256 cached vs HS256", "d", "c", 0.9),
                                 ("(d)/(f) RS256 cached vs header mode", "d", "f", 0.9)):

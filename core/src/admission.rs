@@ -16,7 +16,9 @@
 //! taken here: they come back as `Action`s for the caller to take once it holds no
 //! borrow.
 
-use hashbrown::HashMap;
+use std::sync::Arc;
+
+use hashbrown::{HashMap, HashSet};
 
 use crate::config::{PoolConfig, TenantPolicy, Tenants};
 use crate::fair_queue::{
@@ -82,8 +84,8 @@ enum State {
 }
 
 struct Context {
-    pool: String,
-    tenant: String,
+    pool: Arc<str>,
+    tenant: Arc<str>,
     state: State,
     enqueued_at_ms: u64,
     /// The cost estimate charged when the slot was granted.
@@ -107,6 +109,8 @@ pub struct Pools {
     live: HashMap<String, u32>,
     /// Whether each pool had a free slot when this worker last saw it.
     free: HashMap<String, bool>,
+    /// Pool and tenant names, shared by the contexts that name them.
+    names: HashSet<Arc<str>>,
 }
 
 /// A gauge reading: metric name and value.
@@ -170,6 +174,7 @@ impl Pools {
             shared: shared.to_vec(),
             live: HashMap::new(),
             free: HashMap::new(),
+            names: HashSet::new(),
         }
     }
 
@@ -205,7 +210,12 @@ impl Pools {
             let value = op(p, &limits);
             (value, p.in_use() < limits.capacity)
         })?;
-        self.free.insert(pool.to_string(), free);
+        match self.free.get_mut(pool) {
+            Some(known) => *known = free,
+            None => {
+                self.free.insert(pool.to_string(), free);
+            }
+        }
         if let Some(e) = reset {
             host.log(
                 Level::Error,
@@ -213,6 +223,16 @@ impl Pools {
             );
         }
         Ok(value)
+    }
+
+    /// `name`, shared with every context that names it.
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
     }
 
     fn touch(&mut self, pool: &str) {
@@ -264,7 +284,7 @@ impl Pools {
         now_ms: u64,
         actions: &mut Vec<Action>,
     ) -> Admission {
-        let pool = pool.to_string();
+        let pool = self.name(pool);
         self.touch(&pool);
         let ticket = Ticket {
             vm: self.vm,
@@ -292,11 +312,12 @@ impl Pools {
             Admit::Shed => return Admission::Shed,
             Admit::QueueFull => return Admission::QueueFull,
         };
+        let tenant = self.name(tenant);
         self.contexts.insert(
             context,
             Context {
                 pool,
-                tenant: tenant.to_string(),
+                tenant,
                 state,
                 enqueued_at_ms: now_ms,
                 cost,
@@ -406,7 +427,7 @@ impl Pools {
                 ctx.state = State::Admitted;
                 actions.push(Action::Resume {
                     context,
-                    tenant: ctx.tenant.clone(),
+                    tenant: ctx.tenant.to_string(),
                     enqueued_at_ms: ctx.enqueued_at_ms,
                     sent_at_ns,
                 });

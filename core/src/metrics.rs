@@ -26,6 +26,25 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every decision, in the order of `index`.
+    pub const ALL: [Decision; 10] = [
+        Self::Admitted,
+        Self::Unauthenticated,
+        Self::UnknownTenant,
+        Self::RateLimited,
+        Self::BudgetError,
+        Self::Shed,
+        Self::QueueFull,
+        Self::QueueTimeout,
+        Self::TooLarge,
+        Self::BadRequest,
+    ];
+
+    /// Its place in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Admitted => "admitted",
@@ -102,6 +121,14 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
+    /// Every kind, in the order of `index`.
+    pub const ALL: [TokenKind; 3] = [Self::Input, Self::Output, Self::Cached];
+
+    /// Its place in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Input => "input",
@@ -174,6 +201,16 @@ pub const STATS_TAGS: &[(&str, &str)] = &[
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_decision_and_kind_is_listed_at_its_index() {
+        for (i, d) in Decision::ALL.iter().enumerate() {
+            assert_eq!(d.index(), i);
+        }
+        for (i, k) in TokenKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn cluster_names_become_safe_tag_values() {

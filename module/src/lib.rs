@@ -21,8 +21,6 @@
 //!   callout (`sidecar`); every worker reads the last good snapshot.
 
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -53,10 +51,12 @@ use fairgate_core::metrics::Decision;
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
 
+mod counters;
 mod sidecar;
 mod store;
 mod wake;
 
+use counters::{Counted, Counters};
 use fairgate_core::admission::{Action, Admission, Pools, REQUEST_COST};
 use fairgate_core::host::Level;
 use fairgate_core::metrics::tag_value;
@@ -106,6 +106,8 @@ struct Shared {
     reporter: Option<Mutex<Pools>>,
     sidecar: Option<Sidecar>,
     metrics: Metrics,
+    /// The per-request counters, flushed on the main thread's tick.
+    counters: Counters,
 }
 
 struct Metrics {
@@ -204,6 +206,20 @@ impl FairgateConfig {
             let pools = Pools::new(0, pool, &config.tenants, &config.routing.shared_clusters);
             Mutex::new(pools.with_lease_ms(u64::MAX))
         });
+        let tenants: Vec<String> = config
+            .tenants
+            .by_name
+            .keys()
+            .map(|t| t.to_string())
+            .collect();
+        let mut clusters = config.routing.shared_clusters.clone();
+        for policy in config.tenants.by_name.values() {
+            if let Some(c) = &policy.cluster {
+                if !clusters.contains(c) {
+                    clusters.push(c.clone());
+                }
+            }
+        }
         let shared = Shared {
             id: CONFIGS.fetch_add(1, Ordering::Relaxed),
             plugin_config: plugin_config.to_vec(),
@@ -214,30 +230,29 @@ impl FairgateConfig {
                 || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
             shared_clusters: config.routing.shared_clusters.clone(),
             turn: AtomicUsize::new(0),
-            pools: config.pool.as_ref().map(|_| ProcessPools {
-                prefix: prefix.clone(),
-            }),
+            pools: config.pool.as_ref().map(|_| ProcessPools::new(&prefix)),
             reporter,
             sidecar: config.sidecar.clone().map(Sidecar::new),
             metrics,
+            counters: Counters::new(tenants, clusters),
         };
         let gate = Gate::new(config, &shared.prefix, cache_seed());
         if let Err(e) = gate.prepare_budgets(&ProcessStore, SystemClock.now_ms()) {
             envoy_log_warn!("fairgate: preparing budgets: {e}");
         }
-        if shared.pools.is_some() || shared.sidecar.is_some() {
-            wake::tick_config(shared.id, envoy.new_scheduler());
-        }
+        wake::tick_config(shared.id, envoy.new_scheduler());
         envoy_log_info!("fairgate: configured");
         Ok(Self {
             shared: Arc::new(shared),
         })
     }
 
-    /// The main thread's tick: the sidecar poll, and the gauges of pools and sidecar.
+    /// The main thread's tick: the batched counters, the sidecar poll, and the gauges
+    /// of pools and sidecar.
     fn tick(&self, envoy: &mut EnvoyHttpFilterConfigImpl) {
         let shared = &self.shared;
         let metrics = &shared.metrics;
+        shared.counters.flush(envoy, metrics);
         let now_ms = SystemClock.now_ms();
         let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
         if let Some(sidecar) = &shared.sidecar {
@@ -276,6 +291,7 @@ impl FairgateConfig {
 impl Drop for FairgateConfig {
     fn drop(&mut self) {
         wake::stop_ticking(self.shared.id);
+        self.shared.counters.leave();
     }
 }
 
@@ -286,6 +302,7 @@ impl<EHF: EnvoyHttpFilter> HttpFilterConfig<EHF> for FairgateConfig {
             flow: None,
             slot: None,
             waiting: None,
+            waited: false,
             actual_cost: None,
             panicked: false,
         })
@@ -365,8 +382,8 @@ impl Worker {
 }
 
 thread_local! {
-    /// This worker's state of each filter configuration.
-    static WORKERS: RefCell<HashMap<u64, Worker>> = RefCell::new(HashMap::new());
+    /// This worker's state of each filter configuration (a handful: a list).
+    static WORKERS: RefCell<Vec<(u64, Worker)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Shared {
@@ -375,9 +392,9 @@ impl Shared {
         WORKERS
             .try_with(|workers| {
                 let mut workers = workers.try_borrow_mut().ok()?;
-                let worker = match workers.entry(self.id) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(v) => {
+                let at = match workers.iter().position(|(id, _)| *id == self.id) {
+                    Some(at) => at,
+                    None => {
                         let config = Config::from_json(&self.plugin_config).ok()?;
                         let pools = config.pool.clone().map(|pool| {
                             let vm = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -386,15 +403,18 @@ impl Shared {
                             // slots are ever reclaimed.
                             Pools::new(vm, pool, &config.tenants, shared).with_lease_ms(u64::MAX)
                         });
-                        v.insert(Worker {
+                        let worker = Worker {
                             gate: Gate::new(config, &self.prefix, cache_seed()),
                             leases_returned_at: 0,
                             pools,
                             next_context: 0,
                             ticked_at: 0,
-                        })
+                        };
+                        workers.push((self.id, worker));
+                        workers.len() - 1
                     }
                 };
+                let (_, worker) = workers.get_mut(at)?;
                 Some(f(worker))
             })
             .ok()
@@ -407,6 +427,9 @@ impl Shared {
     }
 
     fn count<EHF: EnvoyHttpFilter>(&self, envoy: &EHF, tenant: Option<&str>, decision: Decision) {
+        if let Counted::Batched = self.counters.request(tenant, decision) {
+            return;
+        }
         let _ = match tenant {
             Some(t) => {
                 envoy.increment_counter_vec(self.metrics.requests, &[t, decision.as_str()], 1)
@@ -460,7 +483,10 @@ impl Shared {
         match &cluster {
             Some(c) => {
                 envoy.set_request_header(&self.routing_header, c.as_bytes());
-                let _ = envoy.increment_counter_vec(self.metrics.routed, &[c], 1);
+                if let Counted::Direct = self.counters.routed(c) {
+                    let label = tag_value(c);
+                    let _ = envoy.increment_counter_vec(self.metrics.routed, &[&label], 1);
+                }
             }
             None => {
                 envoy.remove_request_header(&self.routing_header);
@@ -504,7 +530,10 @@ impl<EHF: EnvoyHttpFilter> RequestHeaders for Headers<'_, EHF> {
     fn header(&self, name: &str) -> Option<String> {
         self.0
             .get_request_header_value(name)
-            .map(|v| String::from_utf8_lossy(v.as_slice()).into_owned())
+            .map(|v| match std::str::from_utf8(v.as_slice()) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(v.as_slice()).into_owned(),
+            })
     }
 }
 
@@ -516,6 +545,8 @@ struct FairgateFilter {
     slot: Option<(u32, u32)>,
     /// It waits for a slot, paused.
     waiting: Option<Waiting>,
+    /// It waited (its scheduler was registered for a wake-up) at some point.
+    waited: bool,
     /// What it really cost the fair scheduler, once settled.
     actual_cost: Option<f64>,
     /// A callback of this stream panicked: the others do nothing.
@@ -607,6 +638,7 @@ impl FairgateFilter {
             }
             Admission::Wait => {
                 self.slot = Some(slot);
+                self.waited = true;
                 self.waiting = Some(Waiting {
                     label: label.to_string(),
                     since_ms: now_ms,
@@ -774,11 +806,16 @@ impl FairgateFilter {
             envoy_log_warn!("fairgate: settling the tokens of {tenant}: {e}");
         }
         let metrics = &self.shared.metrics;
+        let counters = &self.shared.counters;
         for (kind, n) in settled.charged {
-            let _ = envoy.increment_counter_vec(metrics.tokens, &[&label, kind.as_str()], n);
+            if let Counted::Direct = counters.tokens(&label, kind, n) {
+                let _ = envoy.increment_counter_vec(metrics.tokens, &[&label, kind.as_str()], n);
+            }
         }
         if let Some(n) = settled.reserved {
-            let _ = envoy.increment_counter_vec(metrics.tokens_reserved, &[&label], n);
+            if let Counted::Direct = counters.reserved(&label, n) {
+                let _ = envoy.increment_counter_vec(metrics.tokens_reserved, &[&label], n);
+            }
         }
         if let Some(pct) = settled.estimate_error_pct {
             let _ = envoy.record_histogram_value_vec(metrics.estimate_error, &[&label], pct);
@@ -792,7 +829,9 @@ impl FairgateFilter {
             return;
         };
         self.waiting = None;
-        wake::forget(vm, context);
+        if self.waited {
+            wake::forget(vm, context);
+        }
         let shared = self.shared.clone();
         let Some(host) = &shared.pools else {
             return;

@@ -12,7 +12,7 @@
 //! itself in one process-wide map, updated in place under its mutex.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fairgate_core::clock::Clock;
@@ -63,11 +63,28 @@ impl SharedStore for ProcessStore {
     }
 }
 
-static POOLS: Mutex<Option<HashMap<String, PoolState>>> = Mutex::new(None);
+/// The pools of each key prefix (each plugin name); a configuration update keeps
+/// its prefix, and so its pools and the slots held in them.
+static POOLS: Mutex<Option<HashMap<String, Arc<Mutex<PoolMap>>>>> = Mutex::new(None);
+
+type PoolMap = hashbrown::HashMap<String, PoolState>;
 
 /// The pools of one filter configuration (its key prefix), in process-wide state.
 pub struct ProcessPools {
-    pub prefix: String,
+    pools: Arc<Mutex<PoolMap>>,
+}
+
+impl ProcessPools {
+    /// The pools under `prefix`, shared with every configuration of that prefix.
+    pub fn new(prefix: &str) -> Self {
+        let mut all = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let pools = all
+            .get_or_insert_with(HashMap::new)
+            .entry(prefix.to_string())
+            .or_default()
+            .clone();
+        Self { pools }
+    }
 }
 
 impl PoolHost for ProcessPools {
@@ -76,14 +93,12 @@ impl PoolHost for ProcessPools {
         pool: &str,
         mut op: impl FnMut(&mut PoolState) -> T,
     ) -> Result<Updated<T>, StoreError> {
-        let mut guard = POOLS.lock().map_err(|_| poisoned())?;
-        let pools = guard.get_or_insert_with(HashMap::new);
-        let key = format!("{}pool.{pool}", self.prefix);
-        let state = pools.entry(key).or_default();
-        Ok(Updated {
-            value: op(state),
-            reset: None,
-        })
+        let mut pools = self.pools.lock().map_err(|_| poisoned())?;
+        let value = match pools.get_mut(pool) {
+            Some(state) => op(state),
+            None => op(pools.entry(pool.to_string()).or_default()),
+        };
+        Ok(Updated { value, reset: None })
     }
 
     fn send_wake(&self, vm: u32, context: u32) -> bool {

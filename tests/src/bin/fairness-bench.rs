@@ -10,15 +10,19 @@
 //! share of the backlogged tenants' completions vs their weight share, p50/p99
 //! latency; Jain's index of weight-normalised throughput over `a`, `b`, `c`; and the
 //! cross-worker wake-up latency (slot released on one worker to waiter resumed on the
-//! other) from the filter's `fg_wakeup_us` histogram.
+//! other) from the filter's `fg_wakeup_us` histogram. With the native module
+//! (`FAIRGATE_HOST=module`, after `cargo build -p fairgate-module --release`) every
+//! wake-up goes through the waiting stream's scheduler, on whichever worker it is, and
+//! every one is counted.
 //!
-//! Environment: `DURATION_S` (10), `CAPACITY` (8), `SERVICE_MS` (50), `CLIENTS` (12).
+//! Environment: `DURATION_S` (10), `CAPACITY` (8), `SERVICE_MS` (50), `CLIENTS` (12),
+//! `FAIRGATE_HOST` (`wasm` or `module`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fairgate_e2e::envoy::{Envoy, EnvoyConfig};
+use fairgate_e2e::envoy::{prometheus_name, Envoy, EnvoyConfig};
 use fairgate_e2e::plugin;
 use fairgate_e2e::upstream::Upstream;
 use serde_json::json;
@@ -123,10 +127,11 @@ async fn run(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = envoy.admin("/stats?filter=fg_wakeup_us");
+    let count = format!("{} ", prometheus_name("fg_wakeup_us_count{}"));
     let wakeups = envoy
         .admin("/stats/prometheus")
         .lines()
-        .find_map(|l| l.strip_prefix("fg_wakeup_us_count{} ")?.trim().parse().ok());
+        .find_map(|l| l.strip_prefix(&count)?.trim().parse().ok());
     Run {
         completed,
         refused: refused.load(std::sync::atomic::Ordering::Relaxed),
