@@ -512,6 +512,11 @@ verify() { # setup
         h | i)
             code=$(http_code "$url")
             [[ $code == 401 ]] || die "setup $s: expected 401 without a token, got '$code': is the module running?"
+            # The module hands its counts to Envoy every 100 ms (slower under valgrind).
+            for _ in $(seq 50); do
+                [[ $(stat_value "dynamicmodulescustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] && break
+                sleep 0.2
+            done
             [[ $(stat_value "dynamicmodulescustom.fg_requests.tenant.$TENANT.decision.admitted") -ge 1 ]] ||
                 die "setup $s: the module counted no admitted request for $TENANT"
             for _ in $(seq 50); do
@@ -683,11 +688,13 @@ fi
 echo "== $ROUNDS round(s) x ${#SETUPS[@]} setups, ${WARMUP}s warm-up + ${DUR}s each, wrk -t1 -c$CONNS, Envoy --concurrency 1$PINNED" >&2
 echo "== envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' || echo '?'))" >&2
 measure() { # setup, round: one measured window on the running Envoy (ENVOY_PID, PORT)
-    local s=$1 round=$2 out line rps p50 p99 non2xx errors requests cpu cpu_before cpu_after
+    local s=$1 round=$2 out line rps p50 p99 non2xx errors requests cpu cpu_before cpu_after mem
     run_wrk "$s" "$WARMUP" >/dev/null
     cpu_before=$(envoy_cpu_us)
     out=$(run_wrk "$s" "$DUR")
     cpu_after=$(envoy_cpu_us)
+    # What Envoy's heap holds once it has served the load (tcmalloc's count).
+    mem=$(stat_value server.memory_allocated)
     echo "$out" >"$TMP/wrk-$s-$round.txt"
     line=$(parse_wrk <<<"$out") || {
         echo "$out" >&2
@@ -700,9 +707,9 @@ measure() { # setup, round: one measured window on the running Envoy (ENVOY_PID,
         die "setup $s: $non2xx non-2xx answers under load (a budget or bucket refused?)"
     }
     [[ $errors -eq 0 ]] || echo "overhead.sh: setup $s round $round: $errors socket errors" >&2
-    echo "$s $round $rps $p50 $p99 $cpu" >>"$RESULTS"
-    printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu %6.1f us/req\n' \
-        "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" "$cpu" >&2
+    echo "$s $round $rps $p50 $p99 $cpu $mem" >>"$RESULTS"
+    printf '   round %d/%d  %-32s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu %6.1f us/req  heap %5.1f MiB\n' \
+        "$round" "$ROUNDS" "$(describe "$s")" "$rps" "$p50" "$p99" "$cpu" "$(python3 -c "print($mem / 1048576)")" >&2
 }
 
 if [[ ${PAIRED:-0} == 1 ]]; then
@@ -744,11 +751,12 @@ runs = {}
 by_round = {}
 with open(path) as f:
     for line in f:
-        s, rnd, rps, p50, p99, cpu = line.split()
-        runs.setdefault(s, []).append((float(rps), float(p50), float(p99), float(cpu)))
+        s, rnd, rps, p50, p99, cpu, mem = line.split()
+        runs.setdefault(s, []).append(
+            (float(rps), float(p50), float(p99), float(cpu), float(mem) / 1048576))
         by_round.setdefault(s, {})[rnd] = (float(rps), float(cpu))
 med = {
-    s: tuple(statistics.median(r[i] for r in rs) for i in range(4))
+    s: tuple(statistics.median(r[i] for r in rs) for i in range(5))
     for s, rs in runs.items()
 }
 base = med["a"] if "a" in med else None
@@ -757,14 +765,15 @@ print(f"fairgate request-path overhead: medians of {rounds} round(s), {dur}s eac
       f"wrk -t1 -c{conns}, Envoy --concurrency 1, direct_response 200")
 print()
 print(f"{'setup':<32} {'req/s':>10} {'vs (a)':>7} {'p50 us':>9} {'p99 us':>9} {'p50 +us':>8}"
-      f" {'cpu us/req':>11}")
+      f" {'cpu us/req':>11} {'heap MiB':>9}")
 for s in "abcdefghijtu":
     if s not in med:
         continue
-    rps, p50, p99, cpu = med[s]
+    rps, p50, p99, cpu, mem = med[s]
     vs = f"{rps / base[0]:>7.2f}" if base else f"{'-':>7}"
     plus = f"{p50 - base[1]:>+8.1f}" if base else f"{'-':>8}"
-    print(f"{names[s]:<32} {rps:>10.0f} {vs} {p50:>9.1f} {p99:>9.1f} {plus} {cpu:>11.1f}")
+    print(f"{names[s]:<32} {rps:>10.0f} {vs} {p50:>9.1f} {p99:>9.1f} {plus} {cpu:>11.1f}"
+          f" {mem:>9.1f}")
 print()
 for label, num, den, target in (("(c)/(e) fairgate HS256 vs native", "c", "e", 0.9),
                                 ("(h)/(e) module HS256 vs native", "h", "e", 1.0),
