@@ -135,8 +135,15 @@ pub fn take_up_to(
         if all >= least {
             all
         } else {
-            // Refused: the retry time is for the least that would pass.
-            return (take(limit, state, now_ms, least.min(want)), 0.0);
+            // Refused, the retry time for the least that would pass; unless that
+            // least is a fraction the bucket does hold, which passes.
+            let least = least.min(want);
+            let t = take(limit, state, now_ms, least);
+            let taken = match t {
+                Take::Admitted { .. } => least,
+                Take::Limited { .. } => 0.0,
+            };
+            return (t, taken);
         }
     };
     let t = take(limit, state, now_ms, cost);
@@ -182,6 +189,20 @@ mod tests {
         }
     }
 
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_fractional_least_the_bucket_holds_is_taken_and_reported() {
+        // Found by the property tests: 0.59 tokens left, a clamp to at least 0.03.
+        let full = BucketState::full(&LIMIT, 0);
+        let Take::Admitted { state, .. } = take(&LIMIT, Some(full), 0, LIMIT.burst - 0.59) else {
+            panic!("the first take is admitted");
+        };
+        let (t, taken) = take_up_to(&LIMIT, Some(state), 0, 0.88, 0.03);
+        assert!(matches!(t, Take::Admitted { .. }));
+        assert_eq!(taken, 0.03);
+        let (t, taken) = take_up_to(&LIMIT, Some(state), 0, 2.0, 1.0);
+        assert!(matches!(t, Take::Limited { .. }));
+        assert_eq!(taken, 0.0);
+    }
     #[wasm_bindgen_test(unsupported = test)]
     fn a_new_bucket_admits_its_burst_then_refuses() {
         let mut state = None;
