@@ -44,13 +44,18 @@ FAIRGATE_HOST=module cargo test -p fairgate-e2e --test e2e -- --test-threads=1 \
   --skip module:: --skip isolation::an_envoy_that_cannot \
   --skip metrics::the_shipped_envoy_config_carries_the_stats_tags
 
-say "a panic in the native module: its test-only build (--features test-panic)"
-cargo build --quiet -p fairgate-module --release --features test-panic
+say "a panic on each host: the test-only builds (--features test-panic)"
 mkdir -p target/test-panic
+cargo build --quiet -p fairgate-module --release --features test-panic
 cp target/release/libfairgate.so target/test-panic/libfairgate.so
+cargo build --quiet -p fairgate-filter --target wasm32-wasip1 --release --features test-panic
+cp target/wasm32-wasip1/release/fairgate_filter.wasm target/test-panic/fairgate_filter.wasm
 build_module
+build_filter
 FAIRGATE_HOST=module FAIRGATE_MODULE_DIR=target/test-panic cargo test -p fairgate-e2e --test e2e \
-  -- --test-threads=1 --ignored panic::
+  -- --test-threads=1 --ignored panic::a_panic_in_the_module
+FAIRGATE_WASM=target/test-panic/fairgate_filter.wasm cargo test -p fairgate-e2e --test e2e \
+  -- --test-threads=1 --ignored panic::a_crashed_vm
 
 say "filter logic compiled to wasm32, under wasm-bindgen-test"
 scripts/wasm-unit-tests.sh

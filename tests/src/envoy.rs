@@ -83,8 +83,13 @@ pub fn prometheus_name(series: &str) -> String {
 }
 
 /// The filter built for Envoy; `scripts/test.sh` builds it before the tests.
+/// `FAIRGATE_WASM` names another build (relative to the repository root), e.g. the
+/// test-only one of `tests/tests/e2e/panic.rs`.
 pub fn filter_wasm() -> PathBuf {
-    let path = repo_root().join("target/wasm32-wasip1/release/fairgate_filter.wasm");
+    let path = match std::env::var("FAIRGATE_WASM") {
+        Ok(p) if !p.is_empty() => repo_root().join(p),
+        _ => repo_root().join("target/wasm32-wasip1/release/fairgate_filter.wasm"),
+    };
     assert!(
         path.exists(),
         "{} is missing: cargo build -p fairgate-filter --target wasm32-wasip1 --release",
@@ -120,6 +125,10 @@ pub struct EnvoyConfig {
     /// The wasm filter's `allow_on_headers_stop_iteration`: Envoy holds a request's
     /// headers while fairgate reads its body (on, as the shipped configs have it).
     pub hold_headers: bool,
+    /// The wasm filter's `failure_policy` is FAIL_RELOAD (as in the shipped configs)
+    /// with a short backoff, instead of FAIL_CLOSED, which makes any panic a lasting
+    /// 503 that no test can miss.
+    pub reload_on_failure: bool,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -143,6 +152,7 @@ impl EnvoyConfig {
             more_listeners: Vec::new(),
             listeners_from_file: false,
             hold_headers: true,
+            reload_on_failure: false,
         }
     }
 
@@ -186,6 +196,13 @@ impl EnvoyConfig {
     /// makes one unless patched.
     pub fn without_header_hold(mut self) -> Self {
         self.hold_headers = false;
+        self
+    }
+
+    /// The wasm filter with `failure_policy: FAIL_RELOAD` (a VM that died is replaced
+    /// after a 200 ms backoff), as the shipped configs have it.
+    pub fn reload_on_failure(mut self) -> Self {
+        self.reload_on_failure = true;
         self
     }
 
@@ -238,7 +255,7 @@ impl EnvoyConfig {
         };
         std::iter::once(&main)
             .chain(&self.more_listeners)
-            .map(|l| listener_fields(&action, l, host, self.hold_headers))
+            .map(|l| listener_fields(&action, l, host, self))
             .collect()
     }
 
@@ -300,7 +317,14 @@ impl EnvoyConfig {
 
 /// The fairgate HTTP filter of `host` with the listener's plugin configuration: the
 /// wasm filter in the VM `fairgate`, or the dynamic module.
-fn fairgate_filter(l: &Listener, host: Host, hold_headers: bool) -> String {
+fn fairgate_filter(l: &Listener, host: Host, config: &EnvoyConfig) -> String {
+    let hold_headers = config.hold_headers;
+    let failure_policy = match config.reload_on_failure {
+        true => {
+            r#""FAIL_RELOAD", "reload_config": {"backoff": {"base_interval": "0.2s", "max_interval": "1s"}}"#
+        }
+        false => r#""FAIL_CLOSED""#,
+    };
     let (plugin_name, root_id, plugin) = (&l.plugin_name, &l.root_id, &l.plugin_config);
     match host {
         Host::Module => format!(
@@ -319,7 +343,7 @@ fn fairgate_filter(l: &Listener, host: Host, hold_headers: bool) -> String {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
                 "config": {{
                   "name": {plugin_name:?}, "root_id": {root_id:?},
-                  "failure_policy": "FAIL_CLOSED",
+                  "failure_policy": {failure_policy},
                   "allow_on_headers_stop_iteration": {hold_headers},
                   "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
                   "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
@@ -331,9 +355,9 @@ fn fairgate_filter(l: &Listener, host: Host, hold_headers: bool) -> String {
 }
 
 /// The fields of one listener with the fairgate filter before the router.
-fn listener_fields(action: &str, l: &Listener, host: Host, hold_headers: bool) -> String {
+fn listener_fields(action: &str, l: &Listener, host: Host, config: &EnvoyConfig) -> String {
     let name = &l.name;
-    let filter = fairgate_filter(l, host, hold_headers);
+    let filter = fairgate_filter(l, host, config);
     format!(
         r#"
       "name": {name:?},

@@ -848,6 +848,8 @@ impl FairgateHttp {
 
 impl HttpContext for FairgateHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-panic")]
+        test_panic();
         let Some(shared) = self.shared.clone() else {
             send_reply(500, &[], "{\"error\":{\"message\":\"fairgate: not configured\",\"type\":\"server_error\",\"param\":null,\"code\":\"not_configured\"}}");
             return Action::Pause;
@@ -1034,5 +1036,15 @@ impl HttpContext for FairgateHttp {
             let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
         }
         Action::Continue
+    }
+}
+
+/// The test-only build's trigger (`--features test-panic`): a request with the header
+/// `x-fairgate-test-panic` panics, which kills this VM (wasm panics abort).
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+fn test_panic() {
+    if HostHeaders.header("x-fairgate-test-panic").is_some() {
+        panic!("x-fairgate-test-panic");
     }
 }
