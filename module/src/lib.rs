@@ -72,6 +72,12 @@ fn init() -> bool {
 /// Gives each filter configuration its own gates on every worker.
 static CONFIGS: AtomicU64 = AtomicU64::new(1);
 
+/// The configurations alive now, and how many were destroyed so far: a worker that
+/// sees the count change drops its state of the configurations gone (an update
+/// replaces a configuration; its workers' state must not pile up).
+static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static DESTROYED: AtomicU64 = AtomicU64::new(0);
+
 fn new_filter_config<EC: EnvoyHttpFilterConfig, EHF: EnvoyHttpFilter>(
     envoy: &mut EC,
     name: &str,
@@ -241,6 +247,9 @@ impl FairgateConfig {
             envoy_log_warn!("fairgate: preparing budgets: {e}");
         }
         wake::tick_config(shared.id, envoy.new_scheduler());
+        LIVE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(shared.id);
         envoy_log_info!("fairgate: configured");
         Ok(Self {
             shared: Arc::new(shared),
@@ -292,6 +301,11 @@ impl Drop for FairgateConfig {
     fn drop(&mut self) {
         wake::stop_ticking(self.shared.id);
         self.shared.counters.leave();
+        let id = self.shared.id;
+        LIVE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|live| *live != id);
+        DESTROYED.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -381,9 +395,17 @@ impl Worker {
     }
 }
 
+/// This worker's state of each filter configuration (a handful: a list).
+struct Workers {
+    list: Vec<(u64, Worker)>,
+    /// `DESTROYED` when the list was last pruned.
+    pruned_at: u64,
+}
+
 thread_local! {
-    /// This worker's state of each filter configuration (a handful: a list).
-    static WORKERS: RefCell<Vec<(u64, Worker)>> = const { RefCell::new(Vec::new()) };
+    static WORKERS: RefCell<Workers> = const {
+        RefCell::new(Workers { list: Vec::new(), pruned_at: 0 })
+    };
 }
 
 impl Shared {
@@ -392,6 +414,13 @@ impl Shared {
         WORKERS
             .try_with(|workers| {
                 let mut workers = workers.try_borrow_mut().ok()?;
+                let destroyed = DESTROYED.load(Ordering::Acquire);
+                if destroyed != workers.pruned_at {
+                    let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+                    workers.list.retain(|(id, _)| live.contains(id));
+                    workers.pruned_at = destroyed;
+                }
+                let workers = &mut workers.list;
                 let at = match workers.iter().position(|(id, _)| *id == self.id) {
                     Some(at) => at,
                     None => {
