@@ -48,6 +48,9 @@ pub enum BodyVerdict {
         body: Option<Vec<u8>>,
         /// The token budget could not be consulted: the request is let through.
         store_error: Option<StoreError>,
+        /// Shadow mode: what enforcing would have decided (`ShadowRateLimited`,
+        /// `ShadowClamped`); the request goes on as it came.
+        shadow: Option<Decision>,
     },
     Reject {
         reply: LocalReply,
@@ -161,6 +164,7 @@ impl Accountant {
             strip_usage: request.needs_usage_injected(),
         };
         let mut store_error = None;
+        let mut shadow = None;
         if let Some(limit) = &policy.tokens {
             let want = request.reservation();
             // Clamping only helps where there is an answer to shorten.
@@ -179,11 +183,18 @@ impl Accountant {
             ) {
                 Ok((Take::Admitted { .. }, taken)) => {
                     reserved.taken = taken as u64;
-                    if reserved.taken < want {
+                    if reserved.taken < want && policy.shadow {
+                        // Not clamped: what it uses beyond what it took is a debt.
+                        shadow = Some(Decision::ShadowClamped);
+                    } else if reserved.taken < want {
                         let output = reserved.taken.saturating_sub(request.prompt_tokens);
                         reserved.max_output = output;
                         reserved.clamped_to = Some(output);
                     }
+                }
+                // Shadow mode: served, as if refused: nothing taken, nothing charged.
+                Ok((Take::Limited { .. }, _)) if policy.shadow => {
+                    shadow = Some(Decision::ShadowRateLimited);
                 }
                 Ok((
                     Take::Limited {
@@ -210,6 +221,7 @@ impl Accountant {
             reserved,
             body,
             store_error,
+            shadow,
         }
     }
 
@@ -278,6 +290,7 @@ mod tests {
                     burst,
                 }),
                 clamp_max_tokens: clamp,
+                shadow: false,
                 ..weight_only(1.0)
             })
         }
@@ -306,6 +319,7 @@ mod tests {
                 reserved,
                 body,
                 store_error: None,
+                shadow: None,
             } => (reserved, body),
             other => panic!("expected forward, got {other:?}"),
         }

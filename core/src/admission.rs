@@ -41,13 +41,16 @@ pub enum Admission {
     Wait,
     Shed,
     QueueFull,
+    /// Shadow mode: it goes on now, counted with this decision (what enforcing would
+    /// have done: `ShadowQueued`, `ShadowShed`, `ShadowQueueFull`).
+    Shadow(Decision),
 }
 
 impl Admission {
     /// The answer to a refused request (`Shed`, `QueueFull`) and how it is counted.
     pub fn refusal(self) -> Option<(Decision, LocalReply)> {
         match self {
-            Admission::Forward | Admission::Wait => None,
+            Admission::Forward | Admission::Wait | Admission::Shadow(_) => None,
             Admission::Shed => Some((
                 Decision::Shed,
                 response::overloaded(
@@ -306,10 +309,25 @@ impl Pools {
             }
         };
         self.dispatch(host, admission.woken, actions);
-        let state = match admission.admit {
-            Admit::Admitted => State::Admitted,
-            Admit::Queued => State::Queued,
+        let vm = self.vm;
+        let (state, shadow) = match admission.admit {
+            Admit::Admitted => (State::Admitted, None),
+            // Shadow mode: nothing waits. Its ticket goes; if a slot reached it
+            // meanwhile, it holds that slot like any admitted request.
+            Admit::Queued if policy.shadow => {
+                match self.update(host, &pool, |p, _| p.cancel(vm, context)) {
+                    Ok(Some(_)) => return Admission::Shadow(Decision::ShadowQueued),
+                    Ok(None) => (State::Admitted, None),
+                    // Kept as waiting, so that its end cancels the ticket.
+                    Err(_) => (State::Queued, Some(Decision::ShadowQueued)),
+                }
+            }
+            Admit::Queued => (State::Queued, None),
+            Admit::Shed if policy.shadow => return Admission::Shadow(Decision::ShadowShed),
             Admit::Shed => return Admission::Shed,
+            Admit::QueueFull if policy.shadow => {
+                return Admission::Shadow(Decision::ShadowQueueFull)
+            }
             Admit::QueueFull => return Admission::QueueFull,
         };
         let tenant = self.name(tenant);
@@ -323,9 +341,10 @@ impl Pools {
                 cost,
             },
         );
-        match state {
-            State::Admitted => Admission::Forward,
-            State::Queued | State::Expired => Admission::Wait,
+        match (state, shadow) {
+            (_, Some(shadow)) => Admission::Shadow(shadow),
+            (State::Admitted, None) => Admission::Forward,
+            (State::Queued | State::Expired, None) => Admission::Wait,
         }
     }
 
@@ -724,5 +743,35 @@ mod tests {
             vec![("acme".to_string(), 1), ("free".to_string(), 0)]
         );
         assert_eq!(reporter.gauges(&host), gauges);
+    }
+
+    #[test]
+    fn in_shadow_mode_nothing_waits_and_nothing_is_left_in_the_pool() {
+        let mut json = testkit::config_json();
+        json["mode"] = serde_json::json!("shadow");
+        json["pool"] = serde_json::json!({"max_concurrency": 1, "max_queue_per_tenant": 1});
+        let config = testkit::config(&json);
+        let host = host();
+        let mut w = pools(1, &config);
+        let mut actions = Vec::new();
+        let acme = policy(&config, "acme");
+        assert!(acme.shadow);
+        let first = w.admit(&host, 1, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        let second = w.admit(&host, 2, "acme", &acme, SHARED_POOL, 1.0, 0, &mut actions);
+        assert_eq!(first, Admission::Forward);
+        assert_eq!(second, Admission::Shadow(Decision::ShadowQueued));
+        assert_eq!(w.holds_slot(2), None);
+        let free = policy(&config, "free");
+        let shed = w.admit(&host, 3, "free", &free, SHARED_POOL, 1.0, 0, &mut actions);
+        assert!(matches!(
+            shed,
+            Admission::Shadow(Decision::ShadowShed | Decision::ShadowQueued)
+        ));
+        w.finish(&host, 1, 5, None, &mut actions);
+        w.finish(&host, 2, 5, None, &mut actions);
+        w.finish(&host, 3, 5, None, &mut actions);
+        assert!(actions.is_empty());
+        let gauges = w.tick(&host, 10, &mut actions);
+        assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 0, 1)]);
     }
 }

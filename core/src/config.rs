@@ -46,6 +46,17 @@ struct RawConfig {
     sidecar: Option<RawSidecar>,
     #[serde(default)]
     tokens: Option<RawTokens>,
+    /// SPEC 12: `enforce` (the default) or `shadow`, for every tenant without its own.
+    #[serde(default)]
+    mode: Option<Mode>,
+}
+
+/// Whether decisions are enforced or only computed, counted and marked (SPEC 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Shadow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +189,8 @@ struct RawTenant {
     cluster: Option<String>,
     #[serde(default)]
     clamp_max_tokens: bool,
+    #[serde(default)]
+    mode: Option<Mode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +337,10 @@ pub struct TenantPolicy {
     /// Where the token bucket holds less than a request's `max_tokens` but at least
     /// `tokens.min_clamp_tokens` of answer, lower `max_tokens` instead of refusing.
     pub clamp_max_tokens: bool,
+    /// SPEC 12 shadow mode (its own `mode`, else the top-level one): every decision is
+    /// computed and counted (`shadow_<decision>`) but none enforced: nothing is
+    /// refused, queued or clamped.
+    pub shadow: bool,
 }
 
 /// A token-bucket limit: `per_second` refill, `burst` capacity.
@@ -442,6 +459,7 @@ impl TryFrom<RawConfig> for Config {
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
         let identity = validate_identity(raw.identity)?;
         let mut tenants = BTreeMap::new();
+        let mode = raw.mode.unwrap_or(Mode::Enforce);
         for (name, tenant) in raw.tenants {
             let path = format!("tenants.{name}");
             if !is_valid_tenant_id(&name) {
@@ -450,7 +468,7 @@ impl TryFrom<RawConfig> for Config {
                     "tenant ids are 1 to 64 characters of [A-Za-z0-9_-]",
                 ));
             }
-            let policy = validate_tenant(&path, tenant)?;
+            let policy = validate_tenant(&path, tenant, mode)?;
             tenants.insert(Rc::from(name), policy);
         }
         if let Some(default) = &raw.default_tenant {
@@ -682,7 +700,7 @@ fn rate_limit(
     }))
 }
 
-fn validate_tenant(path: &str, raw: RawTenant) -> Result<TenantPolicy, ConfigError> {
+fn validate_tenant(path: &str, raw: RawTenant, mode: Mode) -> Result<TenantPolicy, ConfigError> {
     let weight = positive(format!("{path}.weight"), raw.weight)?;
     let requests = rate_limit(
         path,
@@ -731,6 +749,7 @@ fn validate_tenant(path: &str, raw: RawTenant) -> Result<TenantPolicy, ConfigErr
         min_concurrency: raw.min_concurrency,
         cluster: raw.cluster,
         clamp_max_tokens: raw.clamp_max_tokens,
+        shadow: raw.mode.unwrap_or(mode) == Mode::Shadow,
     })
 }
 
@@ -1071,6 +1090,20 @@ mod tests {
                 stale_ms: 3000
             })
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn mode_is_enforce_or_shadow_globally_or_per_tenant() {
+        let mut json = crate::testkit::config_json();
+        json["mode"] = serde_json::json!("shadow");
+        json["tenants"]["free"]["mode"] = serde_json::json!("enforce");
+        let config = crate::testkit::config(&json);
+        assert!(config.tenants.by_name["acme"].shadow);
+        assert!(!config.tenants.by_name["free"].shadow);
+        json["tenants"]["free"]["mode"] = serde_json::json!("loud");
+        let e = Config::from_json(json.to_string().as_bytes()).map(|_| ());
+        let message = e.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(message.starts_with("tenants.free.mode"), "{message}");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -200,7 +200,11 @@ impl Flow {
                 reserved,
                 body,
                 store_error,
+                shadow,
             } => {
+                if let Some(shadow) = shadow {
+                    self.decision = self.decision.then_shadow(shadow);
+                }
                 let cost = accountant
                     .config()
                     .cost(reserved.prompt_estimate, reserved.max_output);

@@ -23,11 +23,19 @@ pub enum Decision {
     TooLarge,
     /// An OpenAI-compatible body that cannot be read: 400.
     BadRequest,
+    /// Shadow mode (SPEC 12): what would have been decided, counted, not enforced.
+    ShadowRateLimited,
+    /// It would have waited for a slot.
+    ShadowQueued,
+    ShadowShed,
+    ShadowQueueFull,
+    /// Its `max_tokens` would have been lowered.
+    ShadowClamped,
 }
 
 impl Decision {
     /// Every decision, in the order of `index`.
-    pub const ALL: [Decision; 10] = [
+    pub const ALL: [Decision; 15] = [
         Self::Admitted,
         Self::Unauthenticated,
         Self::UnknownTenant,
@@ -38,6 +46,11 @@ impl Decision {
         Self::QueueTimeout,
         Self::TooLarge,
         Self::BadRequest,
+        Self::ShadowRateLimited,
+        Self::ShadowQueued,
+        Self::ShadowShed,
+        Self::ShadowQueueFull,
+        Self::ShadowClamped,
     ];
 
     /// Its place in `ALL`.
@@ -57,11 +70,42 @@ impl Decision {
             Self::QueueTimeout => "queue_timeout",
             Self::TooLarge => "too_large",
             Self::BadRequest => "bad_request",
+            Self::ShadowRateLimited => "shadow_rate_limited",
+            Self::ShadowQueued => "shadow_queued",
+            Self::ShadowShed => "shadow_shed",
+            Self::ShadowQueueFull => "shadow_queue_full",
+            Self::ShadowClamped => "shadow_clamped",
+        }
+    }
+
+    /// For a shadow decision, the decision it stands for: the value of the
+    /// `x-fairgate-shadow` response header.
+    pub fn shadowed(self) -> Option<&'static str> {
+        match self {
+            Self::ShadowRateLimited => Some("rate_limited"),
+            Self::ShadowQueued => Some("queued"),
+            Self::ShadowShed => Some("shed"),
+            Self::ShadowQueueFull => Some("queue_full"),
+            Self::ShadowClamped => Some("clamped"),
+            _ => None,
+        }
+    }
+
+    /// What to count for a request decided `self` so far that is now also shadow-
+    /// decided `later`: the first shadow decision stands.
+    pub fn then_shadow(self, later: Decision) -> Decision {
+        match self.shadowed() {
+            Some(_) => self,
+            None => later,
         }
     }
 }
 
 /// `fg_requests` by tenant and decision; requests with no tenant have no tenant label.
+/// The response header of a request decided in shadow mode: what would have been
+/// decided (`Decision::shadowed`).
+pub const SHADOW_HEADER: &str = "x-fairgate-shadow";
+
 pub fn requests_counter(tenant: Option<&str>, decision: Decision) -> String {
     match tenant {
         Some(t) => format!("fg_requests.tenant.{t}.decision.{}", decision.as_str()),

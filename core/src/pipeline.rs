@@ -184,6 +184,16 @@ impl Gate {
                 Ok((Take::Admitted { .. }, taken)) => {
                     self.leases.grant(&tenant, taken - 1.0, now_ms);
                 }
+                Ok((Take::Limited { .. }, _)) if resolved.policy.shadow => {
+                    // Shadow mode: counted as refused, let through, the bucket left as
+                    // a refusal leaves it.
+                    return Verdict::Forward {
+                        tenant,
+                        label,
+                        decision: Decision::ShadowRateLimited,
+                        store_error: None,
+                    };
+                }
                 Ok((
                     Take::Limited {
                         retry_after_ms,
@@ -273,6 +283,52 @@ mod tests {
                 store_error: None,
             }
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn in_shadow_mode_an_empty_bucket_lets_the_request_through_counted_as_refused() {
+        for (global, tenant) in [(Some("shadow"), None), (None, Some("shadow"))] {
+            let mut config = config_json();
+            if let Some(mode) = global {
+                config["mode"] = json!(mode);
+            }
+            if let Some(mode) = tenant {
+                config["tenants"]["acme"]["mode"] = json!(mode);
+            }
+            let (mut gate, store, clock) = (gate_for(&config), MemoryStore::new(), clock());
+            let decisions: Vec<Decision> = (0..4)
+                .map(
+                    |_| match gate.on_request_headers(&request_of("acme"), &store, &clock) {
+                        Verdict::Forward { decision, .. } => decision,
+                        other => panic!("shadow mode refused: {other:?}"),
+                    },
+                )
+                .collect();
+            // acme's burst is 2: the others would have been refused.
+            assert_eq!(
+                decisions,
+                [
+                    Decision::Admitted,
+                    Decision::Admitted,
+                    Decision::ShadowRateLimited,
+                    Decision::ShadowRateLimited
+                ]
+            );
+        }
+        // A tenant may enforce under a global shadow.
+        let mut config = config_json();
+        config["mode"] = json!("shadow");
+        config["tenants"]["acme"]["mode"] = json!("enforce");
+        let (mut gate, store, clock) = (gate_for(&config), MemoryStore::new(), clock());
+        for _ in 0..2 {
+            assert!(is_forwarded(&gate.on_request_headers(
+                &request_of("acme"),
+                &store,
+                &clock
+            )));
+        }
+        let (reply, _, _) = rejection(gate.on_request_headers(&request_of("acme"), &store, &clock));
+        assert_eq!(reply.status, 429);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -87,6 +87,7 @@ pub fn weight_only(weight: f64) -> TenantPolicy {
         min_concurrency: None,
         cluster: None,
         clamp_max_tokens: false,
+        shadow: false,
     }
 }
 

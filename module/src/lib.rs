@@ -59,7 +59,7 @@ mod wake;
 use counters::{Counted, Counters};
 use fairgate_core::admission::{Action, Admission, Pools, REQUEST_COST};
 use fairgate_core::host::Level;
-use fairgate_core::metrics::tag_value;
+use fairgate_core::metrics::{tag_value, SHADOW_HEADER};
 use sidecar::Sidecar;
 use store::{ProcessPools, ProcessStore, SystemClock};
 
@@ -318,6 +318,7 @@ impl<EHF: EnvoyHttpFilter> HttpFilterConfig<EHF> for FairgateConfig {
             waiting: None,
             waited: false,
             actual_cost: None,
+            shadow: None,
             panicked: false,
         })
     }
@@ -578,6 +579,8 @@ struct FairgateFilter {
     waited: bool,
     /// What it really cost the fair scheduler, once settled.
     actual_cost: Option<f64>,
+    /// Shadow mode: what enforcing would have decided (`x-fairgate-shadow`).
+    shadow: Option<&'static str>,
     /// A callback of this stream panicked: the others do nothing.
     panicked: bool,
 }
@@ -622,6 +625,13 @@ impl FairgateFilter {
     /// Admits the request to `pool`, queues it (paused, its scheduler registered for
     /// the wake-up) or refuses it. Without fair admission it goes on.
     #[allow(clippy::too_many_arguments)]
+    /// Counts a request that goes on, decided `decision`; a shadow decision also
+    /// marks its answer (`x-fairgate-shadow`).
+    fn forwarded<EHF: EnvoyHttpFilter>(&mut self, envoy: &EHF, label: &str, decision: Decision) {
+        self.shared.count(envoy, Some(label), decision);
+        self.shadow = decision.shadowed();
+    }
+
     fn admit<EHF: EnvoyHttpFilter>(
         &mut self,
         envoy: &mut EHF,
@@ -633,7 +643,7 @@ impl FairgateFilter {
     ) -> Admitted {
         let shared = self.shared.clone();
         let Some(host) = &shared.pools else {
-            shared.count(envoy, Some(label), decision);
+            self.forwarded(envoy, label, decision);
             return Admitted::Go;
         };
         let now_ms = SystemClock.now_ms();
@@ -655,14 +665,20 @@ impl FairgateFilter {
         });
         let Some(Some((admission, slot))) = admitted else {
             // No pool state on this worker: the host's fault, not the tenant's.
-            shared.count(envoy, Some(label), decision);
+            self.forwarded(envoy, label, decision);
             return Admitted::Go;
         };
         run(slot.0, actions);
         let refusal = match admission {
             Admission::Forward => {
                 self.slot = Some(slot);
-                shared.count(envoy, Some(label), decision);
+                self.forwarded(envoy, label, decision);
+                return Admitted::Go;
+            }
+            Admission::Shadow(shadow) => {
+                // Its end gives back whatever the pool still holds of it.
+                self.slot = Some(slot);
+                self.forwarded(envoy, label, decision.then_shadow(shadow));
                 return Admitted::Go;
             }
             Admission::Wait => {
@@ -988,7 +1004,7 @@ impl FairgateFilter {
                 }
                 envoy.set_request_header(forward_header, tenant.as_bytes());
                 let Some((policy, reads_body)) = accounted else {
-                    shared.count(envoy, Some(&label), decision);
+                    self.forwarded(envoy, &label, decision);
                     return HeadersStatus::Continue;
                 };
                 let pool = shared.route(envoy, &policy);
@@ -1070,6 +1086,9 @@ impl FairgateFilter {
         envoy: &mut EHF,
         end_of_stream: bool,
     ) -> ResponseHeadersStatus {
+        if let Some(shadowed) = self.shadow {
+            envoy.set_response_header(SHADOW_HEADER, shadowed.as_bytes());
+        }
         let Some(flow) = self.flow.as_mut().filter(|f| f.is_reserved()) else {
             return ResponseHeadersStatus::Continue;
         };

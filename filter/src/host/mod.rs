@@ -55,7 +55,7 @@ use fairgate_core::llm::Endpoint;
 use fairgate_core::metrics::{
     forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
     requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
-    Decision, WAKEUP_HISTOGRAM,
+    Decision, SHADOW_HEADER, WAKEUP_HISTOGRAM,
 };
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
@@ -546,6 +546,7 @@ impl RootContext for FairgateRoot {
             context_id,
             flow: None,
             queued: false,
+            shadow: None,
         }))
     }
 
@@ -562,6 +563,8 @@ struct FairgateHttp {
     /// Paused in a pool's queue: a body arriving meanwhile must wait with the
     /// headers (a body chunk answered `Continue` would let them go on).
     queued: bool,
+    /// Shadow mode: what enforcing would have decided (`x-fairgate-shadow`).
+    shadow: Option<&'static str>,
 }
 
 /// A buffer size that reads a whole buffer (the host returns what there is).
@@ -643,6 +646,13 @@ fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
 }
 
 impl FairgateHttp {
+    /// Counts a request that goes on, decided `decision`; a shadow decision also
+    /// marks its answer (`x-fairgate-shadow`).
+    fn forwarded(&mut self, shared: &Shared, label: &str, decision: Decision) {
+        shared.count(Some(label), decision);
+        self.shadow = decision.shadowed();
+    }
+
     /// Routes and admits a request that passed identity and budgets; `cost` is its
     /// fair-scheduler cost estimate.
     fn proceed(
@@ -654,7 +664,7 @@ impl FairgateHttp {
         cost: f64,
     ) -> Action {
         let Some(policy) = policy else {
-            shared.count(Some(label), decision);
+            self.forwarded(shared, label, decision);
             return Action::Continue;
         };
         let now_ms = HostClock.now_ms();
@@ -682,7 +692,11 @@ impl FairgateHttp {
             .unwrap_or(Admission::Forward);
         let refusal = match admission {
             Admission::Forward => {
-                shared.count(Some(label), decision);
+                self.forwarded(shared, label, decision);
+                return Action::Continue;
+            }
+            Admission::Shadow(shadow) => {
+                self.forwarded(shared, label, decision.then_shadow(shadow));
                 return Action::Continue;
             }
             Admission::Wait => {
@@ -1000,6 +1014,16 @@ impl HttpContext for FairgateHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let shadowed = self
+            .shadow
+            .or_else(|| self.flow.as_ref().and_then(|f| f.decision.shadowed()));
+        if let Some(shadowed) = shadowed {
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                SHADOW_HEADER,
+                Some(shadowed),
+            );
+        }
         let Some(flow) = self.flow.as_mut() else {
             return Action::Continue;
         };

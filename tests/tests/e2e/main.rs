@@ -12,6 +12,7 @@ mod metrics;
 mod module;
 mod openai_sdk;
 mod panic;
+mod shadow;
 mod sidecar;
 mod tokens;
 
