@@ -18,7 +18,7 @@
 
 use crate::bucket::Take;
 use crate::budget::{BudgetKind, Budgets};
-use crate::config::{TenantPolicy, TokensConfig};
+use crate::config::{RateLimit, TenantPolicy, TokensConfig};
 use crate::llm::{self, Endpoint, LlmRequest};
 use crate::metrics::Decision;
 use crate::response::{self, LocalReply};
@@ -37,6 +37,14 @@ pub struct Reserved {
     pub clamped_to: Option<u64>,
     /// fairgate asked the stream for its usage chunk: strip it from the answer.
     pub strip_usage: bool,
+    /// The model whose own token budget the request also took from, and how much.
+    pub model: Option<(String, u64)>,
+}
+
+/// The bucket id of `tenant`'s budget for `model` (tenant ids have no `/`, so it is
+/// no tenant's id).
+pub fn model_bucket(tenant: &str, model: &str) -> String {
+    format!("{tenant}/{model}")
 }
 
 /// What becomes of a request, once its body is read.
@@ -118,7 +126,10 @@ impl Accountant {
     /// Whether requests of a tenant with `policy` have their bodies read: with a
     /// `tokens` section, a token budget, or fair admission (whose cost is tokens).
     pub fn reads_bodies(&self, policy: &TenantPolicy, fair_admission: bool) -> bool {
-        self.config.configured || policy.tokens.is_some() || fair_admission
+        self.config.configured
+            || policy.tokens.is_some()
+            || !policy.models.is_empty()
+            || fair_admission
     }
 
     /// The fair-scheduler cost charged when a request is admitted, before its body is
@@ -162,38 +173,55 @@ impl Accountant {
             taken: 0,
             clamped_to: None,
             strip_usage: request.needs_usage_injected(),
+            model: None,
         };
         let mut store_error = None;
         let mut shadow = None;
-        if let Some(limit) = &policy.tokens {
-            let want = request.reservation();
-            // Clamping only helps where there is an answer to shorten.
-            let least = (policy.clamp_max_tokens && request.max_output > 0).then(|| {
-                let least_output = self.config.min_clamp_tokens.min(request.max_output);
-                request.prompt_tokens.saturating_add(least_output) as f64
-            });
-            match self.budgets.take_up_to(
+        let want = request.reservation();
+        // Clamping only helps where there is an answer to shorten.
+        let least = (policy.clamp_max_tokens && request.max_output > 0).then(|| {
+            let least_output = self.config.min_clamp_tokens.min(request.max_output);
+            request.prompt_tokens.saturating_add(least_output) as f64
+        });
+        // The tenant's bucket, then its model's: both must pass.
+        let model = request
+            .model
+            .as_deref()
+            .and_then(|m| policy.models.get_key_value(m));
+        let buckets: Vec<(String, &RateLimit, Option<&str>)> = policy
+            .tokens
+            .as_ref()
+            .map(|limit| (tenant.to_string(), limit, None))
+            .into_iter()
+            .chain(model.map(|(m, limit)| (model_bucket(tenant, m), limit, Some(m.as_str()))))
+            .collect();
+        // What the request may use: `want`, or less where a bucket clamped it.
+        let mut asked = want;
+        let mut took: Vec<u64> = Vec::with_capacity(buckets.len());
+        for (id, limit, model) in &buckets {
+            let taken = self.budgets.take_up_to(
                 store,
                 BudgetKind::Tokens,
-                tenant,
+                id,
                 limit,
                 now_ms,
-                want as f64,
+                asked as f64,
                 least,
-            ) {
+            );
+            match taken {
                 Ok((Take::Admitted { .. }, taken)) => {
-                    reserved.taken = taken as u64;
-                    if reserved.taken < want && policy.shadow {
+                    let taken = taken as u64;
+                    took.push(taken);
+                    if taken < asked && policy.shadow {
                         // Not clamped: what it uses beyond what it took is a debt.
-                        shadow = Some(Decision::ShadowClamped);
-                    } else if reserved.taken < want {
-                        let output = reserved.taken.saturating_sub(request.prompt_tokens);
-                        reserved.max_output = output;
-                        reserved.clamped_to = Some(output);
+                        shadow.get_or_insert(Decision::ShadowClamped);
+                    } else if taken < asked {
+                        asked = taken;
                     }
                 }
                 // Shadow mode: served, as if refused: nothing taken, nothing charged.
                 Ok((Take::Limited { .. }, _)) if policy.shadow => {
+                    took.push(0);
                     shadow = Some(Decision::ShadowRateLimited);
                 }
                 Ok((
@@ -203,18 +231,62 @@ impl Accountant {
                     },
                     _,
                 )) => {
-                    let reply = if want as f64 > limit.burst && least.is_none() {
-                        response::too_many_tokens(want, &quota)
-                    } else {
-                        response::rate_limited(BudgetKind::Tokens, retry_after_ms, &quota)
+                    // Refused: what the buckets before it took goes back.
+                    for ((id, limit, _), taken) in buckets.iter().zip(&took) {
+                        let back = *taken as f64;
+                        let _ = self.budgets.give_back(
+                            store,
+                            BudgetKind::Tokens,
+                            id,
+                            limit,
+                            now_ms,
+                            back,
+                        );
+                    }
+                    let too_large = asked as f64 > limit.burst && least.is_none();
+                    let reply = match (model, too_large) {
+                        (None, true) => response::too_many_tokens(asked, &quota),
+                        (None, false) => {
+                            response::rate_limited(BudgetKind::Tokens, retry_after_ms, &quota)
+                        }
+                        (Some(model), true) => {
+                            response::too_many_model_tokens(model, asked, &quota)
+                        }
+                        (Some(model), false) => {
+                            response::model_rate_limited(model, retry_after_ms, &quota)
+                        }
                     };
                     return BodyVerdict::Reject {
                         reply,
                         decision: Decision::RateLimited,
                     };
                 }
-                Err(e) => store_error = Some(e),
+                Err(e) => {
+                    took.push(0);
+                    store_error = Some(e);
+                }
             }
+        }
+        // A later bucket clamped further: the earlier ones give back the difference.
+        for ((id, limit, _), taken) in buckets.iter().zip(took.iter_mut()) {
+            if *taken > asked {
+                let back = (*taken - asked) as f64;
+                let _ = self
+                    .budgets
+                    .give_back(store, BudgetKind::Tokens, id, limit, now_ms, back);
+                *taken = asked;
+            }
+        }
+        for ((_, _, model), taken) in buckets.iter().zip(&took) {
+            match model {
+                None => reserved.taken = *taken,
+                Some(m) => reserved.model = Some(((*m).to_string(), *taken)),
+            }
+        }
+        if asked < want {
+            let output = asked.saturating_sub(request.prompt_tokens);
+            reserved.max_output = output;
+            reserved.clamped_to = Some(output);
         }
         let body = llm::rewrite(&request, object, reserved.clamped_to, reserved.strip_usage);
         BodyVerdict::Forward {
@@ -244,6 +316,18 @@ impl Accountant {
                     .give_back(store, BudgetKind::Tokens, tenant, limit, now_ms, refund)
             {
                 store_error = Some(e);
+            }
+        }
+        if let Some((model, taken)) = reserved.model.as_ref().filter(|(_, t)| *t > 0) {
+            if let Some(limit) = policy.models.get(model) {
+                let refund = *taken as f64 - charged.total() as f64;
+                let id = model_bucket(tenant, model);
+                if let Err(e) =
+                    self.budgets
+                        .give_back(store, BudgetKind::Tokens, &id, limit, now_ms, refund)
+                {
+                    store_error = Some(e);
+                }
             }
         }
         Settled {
@@ -291,6 +375,7 @@ mod tests {
                 }),
                 clamp_max_tokens: clamp,
                 shadow: false,
+                models: Default::default(),
                 ..weight_only(1.0)
             })
         }
@@ -424,6 +509,81 @@ mod tests {
         assert_eq!(r.taken, 1000);
     }
 
+    /// `acme` with a tenant budget of `tenant` tokens (if any) and one of `model`
+    /// tokens for model `m1`, refilling 1 a second; clamping as told.
+    fn with_model_budget(tenant: Option<f64>, model: f64, clamp: bool) -> Tenant {
+        let limit = |burst| RateLimit {
+            per_second: 1.0,
+            burst,
+        };
+        Tenant::new(TenantPolicy {
+            tokens: tenant.map(limit),
+            clamp_max_tokens: clamp,
+            models: [("m1".to_string(), limit(model))].into(),
+            ..weight_only(1.0)
+        })
+    }
+
+    fn chat_to(t: &Tenant, model: &str, max_tokens: u64) -> BodyVerdict {
+        let body = json!({"model": model, "max_tokens": max_tokens,
+                          "messages": [{"role": "user", "content": "x".repeat(40)}]});
+        t.send(Endpoint::ChatCompletions, body.to_string().as_bytes())
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_model_budget_holds_beside_the_tenants_and_says_it_refused() {
+        let t = with_model_budget(Some(1000.0), 150.0, false);
+        // 10 + 100 from both buckets.
+        let (r, _) = forwarded(chat_to(&t, "m1", 100));
+        assert_eq!((r.taken, r.model.clone()), (110, Some(("m1".into(), 110))));
+        // The model's 40 left refuse the next; the tenant's bucket is given back.
+        let (reply, decision) = rejected(chat_to(&t, "m1", 100));
+        assert_eq!((reply.status, decision), (429, Decision::RateLimited));
+        assert!(reply.body.contains("model m1"), "{}", reply.body);
+        assert!(reply.body.contains("\"param\":\"model\""), "{}", reply.body);
+        // Another model takes from the tenant's budget alone: 890 still there.
+        let (r, _) = forwarded(chat_to(&t, "m2", 800));
+        assert_eq!((r.taken, r.model), (810, None));
+        // Settled for less: both buckets get the difference back.
+        let first = Reserved {
+            prompt_estimate: 10,
+            max_output: 100,
+            taken: 110,
+            clamped_to: None,
+            strip_usage: false,
+            model: Some(("m1".into(), 110)),
+        };
+        let used = Observed {
+            forwarded: true,
+            usage: Some(Usage {
+                input: 10,
+                output: 20,
+                cached: 0,
+            }),
+            delivered_chunks: 0,
+        };
+        t.settle(&first, &used);
+        // The model bucket holds 40 + 80 = 120 now: 10 + 100 passes.
+        forwarded(chat_to(&t, "m1", 100));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_model_budget_alone_is_enforced_and_clamps_where_allowed() {
+        let t = with_model_budget(None, 150.0, true);
+        let (r, _) = forwarded(chat_to(&t, "m1", 100));
+        assert_eq!((r.taken, r.model), (0, Some(("m1".into(), 110))));
+        // 40 left: clamped to a 30-token answer.
+        let (r, _) = forwarded(chat_to(&t, "m1", 100));
+        assert_eq!((r.clamped_to, r.model), (Some(30), Some(("m1".into(), 40))));
+        // The tenant's bucket gives back what the model's clamp did not use.
+        let t = with_model_budget(Some(1000.0), 150.0, true);
+        forwarded(chat_to(&t, "m1", 100));
+        let (r, _) = forwarded(chat_to(&t, "m1", 100));
+        assert_eq!((r.taken, r.clamped_to), (40, Some(30)));
+        let (r, _) = forwarded(chat_to(&t, "m2", 100));
+        assert_eq!(r.taken, 110, "the tenant's bucket: 1000 - 110 - 40 left");
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn what_is_charged_without_usage() {
         let reserved = Reserved {
@@ -432,6 +592,7 @@ mod tests {
             taken: 4010,
             clamped_to: None,
             strip_usage: false,
+            model: None,
         };
         let never = Observed::default();
         assert_eq!(

@@ -191,6 +191,17 @@ struct RawTenant {
     clamp_max_tokens: bool,
     #[serde(default)]
     mode: Option<Mode>,
+    /// Token budgets per model, beside the tenant's own.
+    #[serde(default)]
+    models: BTreeMap<String, RawModelBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModelBudget {
+    tokens_per_minute: f64,
+    #[serde(default)]
+    token_burst: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,6 +348,9 @@ pub struct TenantPolicy {
     /// Where the token bucket holds less than a request's `max_tokens` but at least
     /// `tokens.min_clamp_tokens` of answer, lower `max_tokens` instead of refusing.
     pub clamp_max_tokens: bool,
+    /// Token budgets per model (`tenants.<id>.models.<model>`), each held beside the
+    /// tenant's own: a request for that model takes from both.
+    pub models: BTreeMap<String, RateLimit>,
     /// SPEC 12 shadow mode (its own `mode`, else the top-level one): every decision is
     /// computed and counted (`shadow_<decision>`) but none enforced: nothing is
     /// refused, queued or clamped.
@@ -740,6 +754,27 @@ fn validate_tenant(path: &str, raw: RawTenant, mode: Mode) -> Result<TenantPolic
             ));
         }
     }
+    let mut models = BTreeMap::new();
+    for (model, budget) in raw.models {
+        let model_path = format!("{path}.models.{model}");
+        if model.is_empty() || model.len() > 256 || model.chars().any(char::is_control) {
+            return Err(ConfigError::new(
+                format!("{path}.models"),
+                "model names are 1 to 256 printable characters",
+            ));
+        }
+        let limit = rate_limit(
+            &model_path,
+            "tokens_per_minute",
+            Some(budget.tokens_per_minute),
+            "token_burst",
+            budget.token_burst,
+            60.0,
+        )?;
+        if let Some(limit) = limit {
+            models.insert(model, limit);
+        }
+    }
     Ok(TenantPolicy {
         weight,
         priority: raw.priority,
@@ -750,6 +785,7 @@ fn validate_tenant(path: &str, raw: RawTenant, mode: Mode) -> Result<TenantPolic
         cluster: raw.cluster,
         clamp_max_tokens: raw.clamp_max_tokens,
         shadow: raw.mode.unwrap_or(mode) == Mode::Shadow,
+        models,
     })
 }
 

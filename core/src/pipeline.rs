@@ -98,6 +98,11 @@ impl Gate {
                 self.budgets
                     .ensure(store, BudgetKind::Tokens, name, limit, now_ms)?;
             }
+            for (model, limit) in &policy.models {
+                let id = crate::accounting::model_bucket(name, model);
+                self.budgets
+                    .ensure(store, BudgetKind::Tokens, &id, limit, now_ms)?;
+            }
         }
         Ok(())
     }

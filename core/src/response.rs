@@ -125,24 +125,51 @@ pub fn unknown_tenant(tenant: &str) -> LocalReply {
     )
 }
 
-/// 429 `rate_limit_exceeded`: the tenant's `kind` bucket is empty.
-pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> LocalReply {
-    let retry_after_ms = retry_after_ms.max(1);
-    let suffix = kind.as_str();
-    let [after_s, after_ms] = retry_in(retry_after_ms);
-    let headers = vec![
-        after_s,
-        after_ms,
+/// The `x-ratelimit-*` headers of a `kind` bucket.
+fn quota_headers(kind: BudgetKind, quota: &Quota) -> [(&'static str, String); 3] {
+    [
         (limit_header(kind), quota.limit.to_string()),
         (remaining_header(kind), quota.remaining.to_string()),
         (reset_header(kind), openai_duration(quota.reset_ms)),
-    ];
-    reply(
+    ]
+}
+
+/// 429 `rate_limit_exceeded`: the tenant's `kind` bucket is empty.
+pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> LocalReply {
+    limited(kind, None, kind.as_str(), retry_after_ms, quota)
+}
+
+/// 429 `rate_limit_exceeded` from the tenant's token budget for `model`
+/// (`tenants.<id>.models`): `param` is `model`, the `x-ratelimit-*-tokens` headers are
+/// that budget's.
+pub fn model_rate_limited(model: &str, retry_after_ms: u64, quota: &Quota) -> LocalReply {
+    let what = format!("tokens of model {model}");
+    limited(
+        BudgetKind::Tokens,
+        Some("model"),
+        &what,
+        retry_after_ms,
+        quota,
+    )
+}
+
+fn limited(
+    kind: BudgetKind,
+    param: Option<&str>,
+    what: &str,
+    retry_after_ms: u64,
+    quota: &Quota,
+) -> LocalReply {
+    let retry_after_ms = retry_after_ms.max(1);
+    let mut headers = retry_in(retry_after_ms).to_vec();
+    headers.extend(quota_headers(kind, quota));
+    reply_about(
         429,
-        suffix,
+        kind.as_str(),
         "rate_limit_exceeded",
+        param,
         &format!(
-            "fairgate: rate limit reached for {suffix}; retry in {}",
+            "fairgate: rate limit reached for {what}; retry in {}",
             openai_duration(retry_after_ms)
         ),
         headers,
@@ -153,6 +180,16 @@ pub fn rate_limited(kind: BudgetKind, retry_after_ms: u64, quota: &Quota) -> Loc
 /// `token_burst` could ever hold (OpenAI's "request too large" for a TPM limit): no
 /// wait helps.
 pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
+    too_large(needed, "", quota)
+}
+
+/// 429 `rate_limit_exceeded`: the request needs more tokens than the tenant's budget
+/// for `model` could ever hold: no wait helps.
+pub fn too_many_model_tokens(model: &str, needed: u64, quota: &Quota) -> LocalReply {
+    too_large(needed, &format!(" for model {model}"), quota)
+}
+
+fn too_large(needed: u64, budget: &str, quota: &Quota) -> LocalReply {
     reply_about(
         429,
         "tokens",
@@ -160,20 +197,10 @@ pub fn too_many_tokens(needed: u64, quota: &Quota) -> LocalReply {
         Some("max_tokens"),
         &format!(
             "fairgate: request too large: it may use {needed} tokens (prompt and max_tokens), \
-             more than this tenant's token burst of {}; lower max_tokens",
+             more than this tenant's token burst of {}{budget}; lower max_tokens",
             quota.limit
         ),
-        no_retry(vec![
-            (limit_header(BudgetKind::Tokens), quota.limit.to_string()),
-            (
-                remaining_header(BudgetKind::Tokens),
-                quota.remaining.to_string(),
-            ),
-            (
-                reset_header(BudgetKind::Tokens),
-                openai_duration(quota.reset_ms),
-            ),
-        ]),
+        no_retry(quota_headers(BudgetKind::Tokens, quota).to_vec()),
     )
 }
 

@@ -88,6 +88,7 @@ pub fn weight_only(weight: f64) -> TenantPolicy {
         cluster: None,
         clamp_max_tokens: false,
         shadow: false,
+        models: Default::default(),
     }
 }
 

@@ -714,3 +714,48 @@ async fn fair_admission_counts_tokens_not_requests() {
         "so the short answers get many more requests"
     );
 }
+
+/// `acme` asks `model` for `max_tokens` (a prompt of 2 tokens), all of which the
+/// model uses.
+async fn ask_model(gw: &Gateway, model: &str, max_tokens: u64) -> Reply {
+    let url = gw.envoy.url("/v1/chat/completions");
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi there"}],
+                      "max_tokens": max_tokens});
+    let headers = [("x-mock-completion-tokens", "1000")];
+    post(&client(), &url, "acme", json_body(&body), &headers).await
+}
+
+#[tokio::test]
+async fn a_model_budget_holds_beside_the_tenants_own() {
+    let gw = acme_gateway(json!({
+        "weight": 1, "tokens_per_minute": 1, "token_burst": 1000,
+        "models": {"small-model": {"tokens_per_minute": 1, "token_burst": 300}}
+    }))
+    .await;
+    let first = ask_model(&gw, "small-model", 200).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    // 98 tokens left in the model's budget: refused, and it says so.
+    let second = ask_model(&gw, "small-model", 200).await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.error_code(), "rate_limit_exceeded");
+    assert_eq!(second.json()["error"]["param"], "model");
+    assert!(
+        second.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("small-model")),
+        "{}",
+        second.body
+    );
+    assert_eq!(second.header("x-ratelimit-limit-tokens"), Some("300"));
+    // Another model takes from the tenant's budget alone (798 left), which still holds.
+    let other = ask_model(&gw, "big-model", 500).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    let over = ask_model(&gw, "big-model", 500).await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert_eq!(over.header("x-ratelimit-limit-tokens"), Some("1000"));
+    assert_eq!(
+        gw.mock.stats().requests_total,
+        2,
+        "refused requests reach no model"
+    );
+}
