@@ -7,12 +7,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-say "set-up: Rust targets, Envoy $ENVOY_VERSION, the OpenAI Python SDK $OPENAI_VERSION"
+say "set-up: Rust targets, Envoy $ENVOY_VERSION, the OpenAI Python SDK $OPENAI_VERSION, Redis"
 ensure_rustup target wasm32-wasip1 wasm32-unknown-unknown
 ensure_rustup component rustfmt clippy
 ensure_envoy
 "$ENVOY_BIN" --version
 ensure_openai_sdk
+ensure_redis
 
 say "format"
 cargo fmt --all --check

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use crate::fleet::config::{FleetConfig, RawFleet};
 use crate::gpu::GpuStat;
 use crate::headroom::Policy;
 use crate::sim::{Curve, CurvePoint, SimGpu};
@@ -120,15 +121,18 @@ pub struct Config {
     pub scrape_timeout: Duration,
     /// The simulated GPUs (present whenever `source` is `sim`).
     pub sim: Option<Vec<SimGpu>>,
-    /// In name order.
+    /// In name order; empty for a sidecar that serves fleet leases only.
     pub clusters: Vec<Cluster>,
+    /// Fleet mode (SPEC section 9), where `[fleet]` or `--redis-url` turns it on.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// What the command line overrides.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub source: Option<SourceKind>,
+    pub redis_url: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
@@ -153,7 +157,10 @@ struct RawConfig {
     scrape_timeout_ms: Option<u64>,
     #[serde(default)]
     sim: Option<RawSim>,
+    #[serde(default)]
     clusters: BTreeMap<String, RawCluster>,
+    #[serde(default)]
+    fleet: Option<RawFleet>,
 }
 
 fn default_poll_ms() -> u64 {
@@ -250,10 +257,17 @@ fn validate(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError>
         (SourceKind::Nvml, None) => None,
     };
 
-    if raw.clusters.is_empty() {
+    let fleet = match (raw.fleet, overrides.redis_url) {
+        (None, None) => None,
+        (section, flag) => Some(crate::fleet::config::validate(
+            section.unwrap_or_default(),
+            flag,
+        )?),
+    };
+    if raw.clusters.is_empty() && fleet.is_none() {
         return Err(ConfigError::new(
             "clusters",
-            "at least one cluster is needed",
+            "at least one cluster is needed (or a [fleet] section, for fleet leases only)",
         ));
     }
     let clusters = raw
@@ -276,6 +290,7 @@ fn validate(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError>
         scrape_timeout: Duration::from_millis(scrape_timeout_ms),
         sim: sim.filter(|_| source == SourceKind::Sim),
         clusters,
+        fleet,
     })
 }
 
@@ -473,6 +488,7 @@ mod tests {
         let overrides = Overrides {
             listen: "127.0.0.1:0".parse().ok(),
             source: Some(SourceKind::Nvml),
+            redis_url: None,
         };
         let config = Config::parse(EXAMPLE, overrides).unwrap();
         assert_eq!(config.listen.port(), 0);
@@ -694,5 +710,41 @@ mod tests {
         assert_eq!(sim[0].uuid, "GPU-sim-0");
         assert_eq!(sim[0].memory_total_bytes, 3 << 29);
         assert!(sim[0].healthy);
+    }
+
+    #[test]
+    fn a_fleet_section_without_clusters_is_a_fleet_only_sidecar() {
+        let config =
+            parse("[fleet]\nredis_url = \"redis://127.0.0.1:6379/0\"\nreplica = \"gw-a\"\n")
+                .unwrap();
+        assert!(config.clusters.is_empty());
+        let fleet = config.fleet.unwrap();
+        assert_eq!(fleet.replica, "gw-a");
+        assert!(!fleet.cluster);
+        assert_refused(parse("poll_ms = 500\n"), "clusters", "or a [fleet] section");
+        assert_refused(
+            parse("[fleet]\nreplica = \"a\"\n"),
+            "fleet.redis_url",
+            "required",
+        );
+        assert_refused(
+            parse("[fleet]\nredis_url = \"redis://a\"\nport = 1\n"),
+            "fleet.port",
+            "unknown field `port`",
+        );
+    }
+
+    #[test]
+    fn the_redis_url_flag_turns_fleet_mode_on() {
+        let config = Config::parse(
+            EXAMPLE,
+            Overrides {
+                redis_url: Some("redis://127.0.0.1:7000".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.clusters.len(), 3);
+        assert_eq!(config.fleet.unwrap().redis_url, "redis://127.0.0.1:7000");
     }
 }

@@ -50,3 +50,17 @@ pub trait GpuSource: Send + Sync {
     /// Every device, physical GPUs in index order, each followed by its MIG instances.
     fn read(&self) -> Result<Vec<GpuStat>, SourceError>;
 }
+
+/// The source of a sidecar with no clusters (fleet leases only): no GPUs, no driver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGpus;
+
+impl GpuSource for NoGpus {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+
+    fn read(&self) -> Result<Vec<GpuStat>, SourceError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,4 +1,5 @@
-//! `fairgate-sidecar --config sidecar.toml [--listen 127.0.0.1:9090] [--source nvml|sim]`
+//! `fairgate-sidecar --config sidecar.toml [--listen 127.0.0.1:9090] [--source nvml|sim]
+//! [--redis-url URL]`
 //! (see the crate's README). The flags override the file.
 
 use std::net::SocketAddr;
@@ -22,6 +23,9 @@ struct Cli {
     /// Where GPU readings come from (default: the file's `source`, else nvml).
     #[arg(long, value_enum)]
     source: Option<SourceKind>,
+    /// The fleet's Redis (turns fleet mode on; overrides `[fleet] redis_url`).
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         overrides: Overrides {
             listen: cli.listen,
             source: cli.source,
+            redis_url: cli.redis_url,
         },
         check: cli.check,
     };

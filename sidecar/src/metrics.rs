@@ -10,13 +10,14 @@
 //! `_kv_cache_usage_ratio`; per endpoint, `fairgate_model_server_up` and
 //! `fairgate_model_server_scrape_errors_total`. The sidecar's own:
 //! `fairgate_sidecar_snapshot_version`, `fairgate_sidecar_snapshot_age_seconds`,
-//! `fairgate_sidecar_poll_errors_total`.
+//! `fairgate_sidecar_poll_errors_total`. Fleet mode's `fairgate_fleet_*` series are
+//! [`FleetMetrics`]'s, in the same registry.
 //!
 //! The poller rewrites the gauges after each poll ([`Metrics::record`]), dropping the
 //! series of devices that went away; a scrape of `/metrics` only encodes.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
+use crate::fleet::metrics::FleetMetrics;
 use crate::snapshot::Snapshot;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,6 +73,7 @@ pub struct Metrics {
     headroom_requests: Counter,
     snapshot_version: GaugeF,
     snapshot_age: GaugeF,
+    fleet: Arc<FleetMetrics>,
 }
 
 impl Default for Metrics {
@@ -178,6 +181,10 @@ impl Metrics {
             Some(Unit::Seconds),
         );
 
+        let fleet = Arc::new(FleetMetrics::register(
+            registry.sub_registry_with_prefix("fleet"),
+        ));
+
         Self {
             registry,
             update: RwLock::new(()),
@@ -201,7 +208,13 @@ impl Metrics {
             headroom_requests,
             snapshot_version,
             snapshot_age,
+            fleet,
         }
+    }
+
+    /// Fleet mode's series.
+    pub fn fleet(&self) -> Arc<FleetMetrics> {
+        self.fleet.clone()
     }
 
     /// Rewrites the gauges from a new snapshot and counts its failed scrapes.

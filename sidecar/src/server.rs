@@ -1,18 +1,27 @@
-//! The HTTP face: `GET /v1/headroom`, `GET /metrics`, `GET /healthz`. Every handler
-//! reads the latest published snapshot and answers at once.
+//! The HTTP face: `GET /v1/headroom`, `GET /metrics`, `GET /healthz`, and in fleet
+//! mode `POST /v1/fleet/poll`. Every handler reads the latest published snapshot and
+//! answers at once; the fleet poll also waits on at most one round of Redis calls,
+//! bounded by `[fleet] timeout_ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use fairgate_wire::fleet::{FleetAnswer, FleetPoll, FLEET_POLL_PATH};
 use tokio::sync::watch;
 
+use crate::fleet::redis::RedisStore;
+use crate::fleet::FleetManager;
 use crate::metrics::Metrics;
 use crate::poller::Published;
+
+/// The longest Envoy id taken.
+const MAX_ENVOY_ID_LEN: usize = 255;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `/healthz` fails once the last successful poll is older than this.
     pub stale: Duration,
+    /// Fleet mode's leasing, where it is on.
+    pub fleet: Option<Arc<FleetManager<RedisStore>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -27,7 +38,51 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/headroom", get(headroom))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route(FLEET_POLL_PATH, post(fleet_poll))
         .with_state(state)
+}
+
+/// `POST /v1/fleet/poll`: takes in an Envoy's consumption, answers its grants and the
+/// headroom snapshot (`fairgate_wire::fleet`).
+async fn fleet_poll(State(state): State<AppState>, body: Bytes) -> Response {
+    let Some(fleet) = &state.fleet else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "fleet mode is off: give the sidecar a [fleet] section or --redis-url",
+        );
+    };
+    let poll: FleetPoll = match serde_json::from_slice(&body) {
+        Ok(poll) => poll,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("bad fleet poll: {e}")),
+    };
+    if poll.envoy.is_empty() || poll.envoy.len() > MAX_ENVOY_ID_LEN || poll.poll_ms == 0 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad fleet poll: envoy must be 1 to 255 bytes and poll_ms >= 1",
+        );
+    }
+    let grants = fleet.poll(&poll).await;
+    let headroom = state.latest.borrow().snapshot.to_wire();
+    let answer = FleetAnswer {
+        headroom,
+        fleet: grants,
+    };
+    match serde_json::to_vec(&answer) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
+    }
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn headroom(State(state): State<AppState>) -> Response {

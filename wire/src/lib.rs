@@ -1,6 +1,7 @@
 //! What the sidecar and the filter share: the JSON of `GET /v1/headroom` (SPEC
-//! section 5), their contract, and `ConfigError`, the field-path error both report
-//! for a bad configuration. Only serde here, so that the wasm filter can use it.
+//! section 5), their contract, the fleet poll of fleet mode ([`fleet`], SPEC section
+//! 9), and `ConfigError`, the field-path error both report for a bad configuration.
+//! Only serde here, so that the wasm filter can use it.
 //!
 //! Fields beyond the SPEC's (`base_capacity`, `limited_by`, `model_servers`, a GPU's
 //! `healthy`, ...) are additions a reader may ignore; none of these types refuses
@@ -9,6 +10,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub mod fleet;
 
 /// The whole answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

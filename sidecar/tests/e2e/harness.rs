@@ -183,6 +183,20 @@ impl Sidecar {
         (status, content_type, response.text().await.expect("body"))
     }
 
+    /// `POST path` with a JSON `body`: the status and the body.
+    pub async fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
     /// `GET /v1/headroom` as JSON.
     pub async fn headroom(&self) -> serde_json::Value {
         let (status, _, body) = self.get("/v1/headroom").await;

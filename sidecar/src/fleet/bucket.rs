@@ -1,0 +1,95 @@
+//! A fleet bucket's arithmetic, as the Redis script (`settle.lua`) runs it and the
+//! in-memory store reproduces it: a token bucket of `rate` per second up to `burst`,
+//! refilled lazily from the time of its last change. A bucket never seen reads as
+//! full. Grants are whole units, debited before they are handed out, so over any
+//! window of t seconds the grants of the whole fleet sum to at most `rate × t +
+//! burst` (plus the debt they were charged, which is real use that already happened).
+//! O(1) per bucket.
+
+use super::store::{BucketOp, BucketTake};
+
+/// The stored state of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketState {
+    pub level: f64,
+    /// The store's clock, in ms, when `level` was last refilled.
+    pub at_ms: u64,
+}
+
+/// Applies `op` at `now_ms` to `state` (`None`: never seen, full); returns the new
+/// state and what was granted. A clock that steps back refills nothing.
+pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (BucketState, BucketTake) {
+    let (rate, burst) = (op.limit.rate, op.limit.burst);
+    let BucketState {
+        mut level,
+        mut at_ms,
+    } = state.unwrap_or(BucketState {
+        level: burst,
+        at_ms: now_ms,
+    });
+    if now_ms > at_ms {
+        level = burst.min(level + (now_ms - at_ms) as f64 * rate / 1000.0);
+        at_ms = now_ms;
+    }
+    level = burst.min(level + op.give_back as f64) - op.debt as f64;
+    let granted = if op.want > 0 && level >= 1.0 {
+        op.want.min(level.floor() as u64)
+    } else {
+        0
+    };
+    level -= granted as f64;
+    (BucketState { level, at_ms }, BucketTake { granted, level })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fairgate_wire::fleet::{BucketLimit, BudgetKind};
+
+    fn op(want: u64, debt: u64, give_back: u64) -> BucketOp {
+        BucketOp {
+            kind: BudgetKind::Requests,
+            limit: BucketLimit {
+                rate: 10.0,
+                burst: 20.0,
+            },
+            want,
+            debt,
+            give_back,
+        }
+    }
+
+    #[test]
+    fn a_new_bucket_is_full_and_grants_whole_units_up_to_its_level() {
+        let (state, take) = settle(None, &op(50, 0, 0), 1_000);
+        assert_eq!(take.granted, 20);
+        assert_eq!(state.level, 0.0);
+        let (state, take) = settle(Some(state), &op(50, 0, 0), 1_150);
+        assert_eq!(take.granted, 1, "1.5 refilled, one whole unit granted");
+        assert!((state.level - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn refill_is_capped_at_the_burst_and_so_is_what_comes_back() {
+        let (state, _) = settle(None, &op(5, 0, 0), 0);
+        let (state, take) = settle(Some(state), &op(0, 0, 0), 60_000);
+        assert_eq!((state.level, take.granted), (20.0, 0));
+        let (state, _) = settle(Some(state), &op(0, 0, 7), 60_000);
+        assert_eq!(state.level, 20.0);
+    }
+
+    #[test]
+    fn debt_is_charged_in_full_and_paid_off_by_the_refill() {
+        let (state, take) = settle(None, &op(5, 30, 0), 0);
+        assert_eq!((take.granted, state.level), (0, -10.0));
+        let (state, take) = settle(Some(state), &op(5, 0, 0), 1_500);
+        assert_eq!((take.granted, state.level), (5, 0.0));
+    }
+
+    #[test]
+    fn a_clock_stepping_back_refills_nothing() {
+        let (state, _) = settle(None, &op(20, 0, 0), 5_000);
+        let (state, take) = settle(Some(state), &op(20, 0, 0), 4_000);
+        assert_eq!((take.granted, state.at_ms), (0, 5_000));
+    }
+}

@@ -1,0 +1,242 @@
+//! [`FleetStore`] on Redis 7 (or a Redis Cluster), through the `redis` crate on tokio.
+//!
+//! - Connections: `redis://`, `rediss://` (TLS through rustls, the system's roots),
+//!   `user:password@`, `/db`. A single server goes through a [`ConnectionManager`]
+//!   (one multiplexed connection, rebuilt after a failure); a cluster through the
+//!   crate's cluster client, seeded by `redis_url` (several seeds: comma-separated).
+//!   Both connect lazily, so the sidecar starts, and answers `safe`, with Redis down.
+//! - Keys: `<prefix>:{<tenant>}:requests` and `:tokens`, hashes `{level, at}`; the
+//!   `{tenant}` hash tag keeps a tenant's buckets in one slot, so one script call
+//!   settles both. `<prefix>:envoys` is the sorted set of live Envoys.
+//! - Scripts (`settle.lua`, `heartbeat.lua`): `EVALSHA`, loaded again on `NOSCRIPT`
+//!   (a restarted or failed-over server). Each runs atomically on the server and reads
+//!   Redis's own clock (`TIME`).
+//!
+//! Every call is bounded by the manager's timeout as well as by the connection's own.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value,
+};
+use tokio::sync::Mutex;
+
+use super::store::{BucketOp, BucketTake, FleetStore, StoreError};
+
+const SETTLE: &str = include_str!("settle.lua");
+const HEARTBEAT: &str = include_str!("heartbeat.lua");
+
+pub struct RedisStore {
+    link: Link,
+    prefix: String,
+    settle: Script,
+    heartbeat: Script,
+}
+
+enum Link {
+    Single(ConnectionManager),
+    Cluster {
+        /// Boxed: far larger than a connection manager.
+        client: Box<ClusterClient>,
+        connection: Mutex<Option<ClusterConnection>>,
+    },
+}
+
+impl RedisStore {
+    /// A store on `url` (a cluster's seed nodes, comma-separated, when `cluster`);
+    /// connects on first use. Fails only on a URL that cannot be used.
+    pub fn open(url: &str, cluster: bool, prefix: &str, timeout: Duration) -> Result<Self, String> {
+        install_tls_provider();
+        let link = if cluster {
+            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = ClusterClient::builder(seeds)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Link::Cluster {
+                client: Box::new(client),
+                connection: Mutex::new(None),
+            }
+        } else {
+            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(timeout);
+            Link::Single(
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(Self {
+            link,
+            prefix: prefix.to_string(),
+            settle: Script::new(SETTLE),
+            heartbeat: Script::new(HEARTBEAT),
+        })
+    }
+
+    /// The key of one of `tenant`'s buckets.
+    pub fn bucket_key(&self, tenant: &str, kind: fairgate_wire::fleet::BudgetKind) -> String {
+        format!("{}:{{{tenant}}}:{}", self.prefix, kind.as_str())
+    }
+
+    fn envoys_key(&self) -> String {
+        format!("{}:envoys", self.prefix)
+    }
+
+    /// A connection to use now: the manager's (cheap to clone), or the cluster's,
+    /// made at first use and again after it was dropped.
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        match &self.link {
+            Link::Single(manager) => Ok(Connection::Single(manager.clone())),
+            Link::Cluster { client, connection } => {
+                let mut slot = connection.lock().await;
+                if let Some(connection) = slot.as_ref() {
+                    return Ok(Connection::Cluster(connection.clone()));
+                }
+                let fresh = client.get_async_connection().await.map_err(store_error)?;
+                *slot = Some(fresh.clone());
+                Ok(Connection::Cluster(fresh))
+            }
+        }
+    }
+
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(store_error)
+    }
+}
+
+/// One server's connection or a cluster's, as one `ConnectionLike`.
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl FleetStore for RedisStore {
+    async fn settle(&self, tenant: &str, ops: &[BucketOp]) -> Result<Vec<BucketTake>, StoreError> {
+        let mut invocation = self.settle.prepare_invoke();
+        for op in ops {
+            invocation
+                .key(self.bucket_key(tenant, op.kind))
+                .arg(op.limit.rate)
+                .arg(op.limit.burst)
+                .arg(op.want)
+                .arg(op.debt)
+                .arg(op.give_back);
+        }
+        let answer: Vec<(u64, String)> = self.invoke(&invocation).await?;
+        if answer.len() != ops.len() {
+            return Err(StoreError::Garbage(format!(
+                "{} buckets settled, {} asked",
+                answer.len(),
+                ops.len()
+            )));
+        }
+        answer
+            .into_iter()
+            .zip(ops)
+            .map(|((granted, level), op)| {
+                let level: f64 = level.parse().map_err(|_| {
+                    StoreError::Garbage(format!("bucket level {level:?} is not a number"))
+                })?;
+                if granted > op.want {
+                    return Err(StoreError::Garbage(format!(
+                        "granted {granted}, more than the {} asked",
+                        op.want
+                    )));
+                }
+                Ok(BucketTake { granted, level })
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&self, envoys: &[String], ttl: Duration) -> Result<u32, StoreError> {
+        let mut invocation = self.heartbeat.prepare_invoke();
+        invocation
+            .key(self.envoys_key())
+            .arg(ttl.as_millis().max(1) as u64);
+        for envoy in envoys {
+            invocation.arg(envoy);
+        }
+        self.invoke(&invocation).await
+    }
+
+    async fn leave(&self, envoys: &[String]) -> Result<(), StoreError> {
+        if envoys.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection().await?;
+        let _removed: u64 = redis::cmd("ZREM")
+            .arg(self.envoys_key())
+            .arg(envoys)
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn store_error(e: RedisError) -> StoreError {
+    if e.is_timeout() {
+        StoreError::Unreachable(format!("timed out: {e}"))
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
+        StoreError::Unreachable(e.to_string())
+    } else {
+        StoreError::Garbage(e.to_string())
+    }
+}
+
+/// rustls needs one process-wide crypto provider before a `rediss://` connection;
+/// the first call installs ring's, later ones (or one already installed) change
+/// nothing. ring, not aws-lc-rs (rustls's choice for post-quantum key exchange, and
+/// why it marks ring's provider deprecated): no C toolchain beyond a C compiler for
+/// the build, and a link to Redis inside the platform needs no post-quantum groups.
+#[allow(deprecated)]
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,69 @@
+//! The one seam between the leasing logic and the place the fleet's buckets live:
+//! [`FleetStore`]. [`super::redis::RedisStore`] is the real one; the in-memory
+//! [`super::memory::MemoryStore`] runs the same bucket arithmetic on a hand-driven
+//! clock, so [`super::manager`] is tested without Redis.
+//!
+//! Costs: each operation is one round trip to Redis (one script call) whatever the
+//! number of buckets it touches; a poll makes one `settle` per tenant that needs one,
+//! concurrently, and the heartbeat one call per heartbeat period.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fairgate_wire::fleet::{BucketLimit, BudgetKind};
+
+/// What to do to one bucket of a tenant, in this order: refill it on the store's
+/// clock, add back `give_back` (grants returned unspent, capped at the burst), charge
+/// `debt` (the level may fall below zero; the refill pays it off), then take up to
+/// `want` whole units of what is there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketOp {
+    pub kind: BudgetKind,
+    pub limit: BucketLimit,
+    pub want: u64,
+    pub debt: u64,
+    pub give_back: u64,
+}
+
+/// What a bucket gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketTake {
+    /// Debited from the bucket: the grant.
+    pub granted: u64,
+    /// The level left (may be negative while debt is paid off).
+    pub level: f64,
+}
+
+/// Why the store could not answer. Every variant is an outage for the fleet.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("unexpected answer: {0}")]
+    Garbage(String),
+}
+
+/// Where the fleet's buckets and its list of live Envoys are kept.
+pub trait FleetStore: Send + Sync + 'static {
+    /// Applies `ops` to `tenant`'s buckets in one atomic step (all of them or none);
+    /// one result per op, in order.
+    fn settle(
+        &self,
+        tenant: &str,
+        ops: &[BucketOp],
+    ) -> impl Future<Output = Result<Vec<BucketTake>, StoreError>> + Send;
+
+    /// Marks `envoys` live for `ttl` from now (the store's clock), forgets those whose
+    /// heartbeat has lapsed, and answers how many are live fleet-wide.
+    fn heartbeat(
+        &self,
+        envoys: &[String],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Forgets `envoys` at once (they stopped), so that N drops without waiting for
+    /// their heartbeats to lapse.
+    fn leave(&self, envoys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
