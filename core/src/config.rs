@@ -121,6 +121,28 @@ fn default_forward_header() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawJwks {
+    cluster: String,
+    #[serde(default = "default_jwks_path")]
+    path: String,
+    #[serde(default = "default_jwks_refresh_s")]
+    refresh_s: u64,
+    #[serde(default = "default_jwks_min_refetch_s")]
+    min_refetch_s: u64,
+}
+
+fn default_jwks_path() -> String {
+    "/.well-known/jwks.json".to_string()
+}
+fn default_jwks_refresh_s() -> u64 {
+    300
+}
+fn default_jwks_min_refetch_s() -> u64 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawJwt {
     #[serde(default)]
     issuer: Option<String>,
@@ -130,7 +152,10 @@ struct RawJwt {
     claim: String,
     #[serde(default = "default_leeway")]
     leeway_s: u64,
+    #[serde(default)]
     keys: Vec<RawKey>,
+    #[serde(default)]
+    jwks: Option<RawJwks>,
     #[serde(default = "default_require_exp")]
     require_exp: bool,
     #[serde(default = "default_cache_size")]
@@ -308,6 +333,18 @@ pub struct IdentityConfig {
     pub forward_header: String,
 }
 
+/// Where the signing keys are fetched from (`identity.jwt.jwks`, SPEC 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksConfig {
+    /// The Envoy cluster of the identity provider.
+    pub cluster: String,
+    pub path: String,
+    /// How often the keys are fetched again.
+    pub refresh_s: u64,
+    /// The least time between two fetches, an early one for an unknown `kid` included.
+    pub min_refetch_s: u64,
+}
+
 /// JWT verification settings, with the keys already parsed.
 #[derive(Debug)]
 pub struct JwtConfig {
@@ -315,7 +352,9 @@ pub struct JwtConfig {
     pub audiences: Option<Vec<String>>,
     pub claim: String,
     pub leeway_s: u64,
+    /// The keys in the config (`keys`), beside any fetched from `jwks`.
     pub keys: KeySet,
+    pub jwks: Option<JwksConfig>,
     pub require_exp: bool,
     pub cache_size: usize,
     pub max_token_bytes: usize,
@@ -558,12 +597,13 @@ fn validate_identity(raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
 }
 
 fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
-    if raw.keys.is_empty() {
+    if raw.keys.is_empty() && raw.jwks.is_none() {
         return Err(ConfigError::new(
             "identity.jwt.keys",
-            "needs at least one key",
+            "needs at least one key, or `jwks`",
         ));
     }
+    let jwks = raw.jwks.map(validate_jwks).transpose()?;
     if raw.claim.is_empty() {
         return Err(ConfigError::new("identity.jwt.claim", "must not be empty"));
     }
@@ -611,9 +651,43 @@ fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
         claim: raw.claim,
         leeway_s: raw.leeway_s,
         keys: KeySet::new(keys),
+        jwks,
         require_exp: raw.require_exp,
         cache_size: raw.cache_size,
         max_token_bytes: raw.max_token_bytes,
+    })
+}
+
+fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
+    if raw.cluster.is_empty() {
+        return Err(ConfigError::new(
+            "identity.jwt.jwks.cluster",
+            "must not be empty",
+        ));
+    }
+    if !raw.path.starts_with('/') {
+        return Err(ConfigError::new(
+            "identity.jwt.jwks.path",
+            "must start with /",
+        ));
+    }
+    if raw.refresh_s == 0 {
+        return Err(ConfigError::new(
+            "identity.jwt.jwks.refresh_s",
+            "must be >= 1",
+        ));
+    }
+    if raw.min_refetch_s > raw.refresh_s {
+        return Err(ConfigError::new(
+            "identity.jwt.jwks.min_refetch_s",
+            format!("must be <= refresh_s ({})", raw.refresh_s),
+        ));
+    }
+    Ok(JwksConfig {
+        cluster: raw.cluster,
+        path: raw.path,
+        refresh_s: raw.refresh_s,
+        min_refetch_s: raw.min_refetch_s,
     })
 }
 

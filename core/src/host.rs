@@ -42,3 +42,54 @@ pub trait PoolHost {
 
     fn log(&self, level: Level, message: &str);
 }
+
+/// Logs the turns of something retried in the background (a poll, a fetch): its first
+/// failure, then nothing until it works again, then that it does.
+#[derive(Debug, Default)]
+pub struct Turns {
+    failing: bool,
+}
+
+impl Turns {
+    /// The line to log for `result` of `what`, if this is a turn; `kept` names what
+    /// stays in place meanwhile.
+    pub fn line(
+        &mut self,
+        what: &str,
+        kept: &str,
+        result: &Result<(), String>,
+    ) -> Option<(Level, String)> {
+        let line = match (result, self.failing) {
+            (Err(e), false) => Some((
+                Level::Warn,
+                format!(
+                    "fairgate: {what} failed, last good {kept} kept: {e} \
+                     (logged once until it recovers)"
+                ),
+            )),
+            (Ok(()), true) => Some((Level::Info, format!("fairgate: {what} works again"))),
+            _ => None,
+        };
+        self.failing = result.is_err();
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_logged_once_and_so_is_the_recovery() {
+        let mut turns = Turns::default();
+        let failed: Result<(), String> = Err("down".into());
+        let first = turns.line("JWKS fetch", "keys", &failed);
+        assert!(first.is_some_and(|(_, l)| l.contains("failed, last good keys kept: down")));
+        assert!(turns.line("JWKS fetch", "keys", &failed).is_none());
+        assert_eq!(
+            turns.line("JWKS fetch", "keys", &Ok(())),
+            Some((Level::Info, "fairgate: JWKS fetch works again".to_string()))
+        );
+        assert!(turns.line("JWKS fetch", "keys", &Ok(())).is_none());
+    }
+}

@@ -11,8 +11,8 @@
 
 use std::rc::Rc;
 
-use crate::config::{is_valid_tenant_id, IdentityConfig, JwtConfig};
-use crate::jwt::{Expectations, TokenError};
+use crate::config::{is_valid_tenant_id, IdentityConfig, JwksConfig, JwtConfig};
+use crate::jwt::{Expectations, KeySet, TokenError};
 use crate::token_cache::VerifiedTokenCache;
 
 /// Tokens with no `exp` (only where `require_exp` is off) are re-verified this often.
@@ -45,6 +45,10 @@ struct JwtVerifier {
     config: JwtConfig,
     expect: Expectations,
     cache: VerifiedTokenCache,
+    /// The keys fetched from `jwks`, once a fetch succeeded.
+    fetched: Option<KeySet>,
+    /// A token named a `kid` no key has: the JWKS may have rotated.
+    wants_refetch: bool,
 }
 
 impl TenantIdentifier {
@@ -54,12 +58,36 @@ impl TenantIdentifier {
             expect: jwt.expectations(),
             cache: VerifiedTokenCache::new(jwt.cache_size, cache_seed),
             config: jwt,
+            fetched: None,
+            wants_refetch: false,
         });
         Self {
             header: config.header,
             trust_header: config.trust_header,
             jwt,
         }
+    }
+
+    /// Where keys are fetched from, if they are (`identity.jwt.jwks`).
+    pub fn jwks(&self) -> Option<&JwksConfig> {
+        self.jwt.as_ref().and_then(|j| j.config.jwks.as_ref())
+    }
+
+    /// The keys of the latest good JWKS fetch, in place of the previous ones; the
+    /// tokens verified so far are checked again (a key may be gone).
+    pub fn set_fetched_keys(&mut self, keys: KeySet) {
+        if let Some(jwt) = self.jwt.as_mut() {
+            jwt.fetched = Some(keys);
+            jwt.cache.clear();
+        }
+    }
+
+    /// Whether a token named an unknown `kid` since the last call: the JWKS should be
+    /// fetched again early.
+    pub fn take_refetch_wish(&mut self) -> bool {
+        self.jwt
+            .as_mut()
+            .is_some_and(|j| std::mem::take(&mut j.wants_refetch))
     }
 
     /// The headers `identify` may read, so the glue can fetch exactly those.
@@ -121,7 +149,22 @@ impl JwtVerifier {
         if let Some(tenant) = self.cache.get(token, now_s) {
             return Ok(tenant);
         }
-        let verified = self.config.keys.verify(token, &self.expect, now_s)?;
+        let inline = &self.config.keys;
+        let verified = match &self.fetched {
+            // The fetched keys first; a `kid` they lack may be a configured one.
+            Some(fetched) => match fetched.verify(token, &self.expect, now_s) {
+                Err(TokenError::UnknownKid) if !inline.is_empty() => {
+                    inline.verify(token, &self.expect, now_s)
+                }
+                other => other,
+            },
+            None if inline.is_empty() => Err(TokenError::KeysNotLoaded),
+            None => inline.verify(token, &self.expect, now_s),
+        };
+        if verified == Err(TokenError::UnknownKid) && self.config.jwks.is_some() {
+            self.wants_refetch = true;
+        }
+        let verified = verified?;
         let tenant: Rc<str> = Rc::from(verified.tenant);
         let valid_until = match verified.exp_s {
             Some(exp) => exp.saturating_add(self.expect.leeway_s),
@@ -154,6 +197,63 @@ mod tests {
         let mut config = config_json();
         f(&mut config["identity"]);
         TenantIdentifier::new(testkit::config(&config).identity, SEED)
+    }
+
+    /// JWT only, keys from a JWKS alone (none configured).
+    fn jwks_only() -> TenantIdentifier {
+        identifier_with(|identity| {
+            identity.as_object_mut().unwrap().remove("header");
+            identity["jwt"]["keys"] = json!([]);
+            identity["jwt"]["jwks"] = json!({"cluster": "idp", "refresh_s": 60});
+        })
+    }
+
+    /// The RS256 test key, as a fetched key set under `kid`.
+    fn fetched_rsa(kid: &str) -> KeySet {
+        let key = crate::jwt::VerifyingKey::public("RS256", testkit::RSA_PUBLIC).unwrap();
+        KeySet::new(vec![(Some(kid.to_string()), key)])
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn fetched_keys_verify_and_an_unknown_kid_asks_for_an_early_refetch() {
+        let mut id = jwks_only();
+        assert_eq!(id.jwks().map(|j| j.refresh_s), Some(60));
+        let mut mint = Mint::new("RS256", "acme");
+        mint.kid = Some("rotated-1".into());
+        let token = Headers::bearer(&mint.sign());
+        let before = id.identify(&token, NOW_S);
+        assert_eq!(
+            before,
+            Err(IdentityError::Invalid(
+                "the signing keys are not loaded yet".into()
+            ))
+        );
+        assert!(!id.take_refetch_wish());
+        id.set_fetched_keys(fetched_rsa("rotated-1"));
+        assert_eq!(
+            id.identify(&token, NOW_S).map(|t| t.to_string()),
+            Ok("acme".into())
+        );
+        // Rotated away: the cached token is checked again, its kid is unknown now.
+        id.set_fetched_keys(fetched_rsa("rotated-2"));
+        assert!(id.identify(&token, NOW_S).is_err());
+        assert!(id.take_refetch_wish());
+        assert!(!id.take_refetch_wish(), "taken once");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn configured_keys_still_verify_beside_fetched_ones() {
+        let mut id = identifier_with(|identity| {
+            identity.as_object_mut().unwrap().remove("header");
+            identity["jwt"]["jwks"] = json!({"cluster": "idp"});
+        });
+        id.set_fetched_keys(fetched_rsa("fetched"));
+        let configured = Headers::bearer(&Mint::new("HS256", "globex").sign());
+        assert_eq!(
+            id.identify(&configured, NOW_S).map(|t| t.to_string()),
+            Ok("globex".into())
+        );
+        assert!(!id.take_refetch_wish());
     }
 
     /// JWT only.

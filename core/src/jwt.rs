@@ -83,6 +83,28 @@ impl VerifyingKey {
         })
     }
 
+    /// A public key from one JWK (RFC 7517) of a JWKS document, for `alg`, the
+    /// algorithm it is bound to. jwt-simple checks the members against the key type.
+    pub fn from_jwk(alg: &str, jwk: &str) -> Result<Self, KeyError> {
+        fn bad<E: std::fmt::Display>(alg: &str) -> impl FnOnce(E) -> KeyError + '_ {
+            move |e| KeyError::BadKey(format!("not a valid {alg} JWK: {e}"))
+        }
+        Ok(match alg {
+            "RS256" => Self::RS256(RS256PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "RS384" => Self::RS384(RS384PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "RS512" => Self::RS512(RS512PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "PS256" => Self::PS256(PS256PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "ES256" => Self::ES256(ES256PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "ES384" => Self::ES384(ES384PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            "EdDSA" => Self::EdDSA(Ed25519PublicKey::from_jwk(jwk).map_err(bad(alg))?),
+            other => {
+                return Err(KeyError::UnknownAlg(format!(
+                    "unsupported alg {other:?} for a public JWK"
+                )))
+            }
+        })
+    }
+
     /// The JOSE name of the algorithm this key verifies.
     pub fn alg(&self) -> &'static str {
         match self {
@@ -141,6 +163,8 @@ pub enum TokenError {
     AudienceMismatch,
     MissingClaim,
     InvalidClaim,
+    /// Keys come only from a JWKS and none has arrived yet.
+    KeysNotLoaded,
     Invalid(String),
 }
 
@@ -159,6 +183,7 @@ impl std::fmt::Display for TokenError {
             Self::AudienceMismatch => "token audience is not accepted",
             Self::MissingClaim => "token carries no tenant claim",
             Self::InvalidClaim => "token tenant claim is not a valid tenant id",
+            Self::KeysNotLoaded => "the signing keys are not loaded yet",
             Self::Invalid(reason) => return write!(f, "token is invalid: {reason}"),
         };
         f.write_str(s)
@@ -187,6 +212,14 @@ pub struct Expectations {
 impl KeySet {
     pub fn new(keys: Vec<(Option<String>, VerifyingKey)>) -> Self {
         Self { keys }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
     }
 
     /// The key a token names by `kid`; a token without `kid` is accepted only where

@@ -9,7 +9,7 @@
 //! what each costs on each.
 //!
 //! - `config`: the plugin JSON, parsed and validated with field paths.
-//! - `jwt`, `token_cache`, `identity`: who is asking.
+//! - `jwt`, `jwks`, `token_cache`, `identity`: who is asking.
 //! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
 //! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
 //!   shared-data value per pool; `admission`: one worker's requests in the pools,
@@ -36,6 +36,7 @@ pub mod headroom;
 pub mod hold;
 pub mod host;
 pub mod identity;
+pub mod jwks;
 pub mod jwt;
 pub mod llm;
 pub mod metrics;

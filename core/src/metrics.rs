@@ -143,6 +143,12 @@ pub fn sidecar_capacity_gauge(cluster: &str) -> String {
 }
 
 /// `fg_routed` by cluster: requests sent to each upstream cluster.
+/// JWKS fetches that brought keys, fetches that failed (the last good keys kept), and
+/// the keys fetched now.
+pub const JWKS_FETCHED_COUNTER: &str = "fg_jwks_fetched";
+pub const JWKS_FETCH_ERRORS_COUNTER: &str = "fg_jwks_fetch_errors";
+pub const JWKS_KEYS_GAUGE: &str = "fg_jwks_keys";
+
 pub fn routed_counter(cluster: &str) -> String {
     format!("fg_routed.cluster.{}", tag_value(cluster))
 }

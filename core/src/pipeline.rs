@@ -85,6 +85,11 @@ impl Gate {
         self.identifier.headers_read()
     }
 
+    /// The identity part of the gate (JWKS keys in, refetch wishes out).
+    pub fn identifier(&mut self) -> &mut TenantIdentifier {
+        &mut self.identifier
+    }
+
     /// Creates the budget keys of every configured tenant that has none yet.
     pub fn prepare_budgets(&self, store: &dyn SharedStore, now_ms: u64) -> Result<(), StoreError> {
         for (name, policy) in &self.tenants.by_name {

@@ -75,6 +75,16 @@ impl VerifiedTokenCache {
         }
     }
 
+    /// Forgets every token (the signing keys changed: a token verified with a key
+    /// that is gone must be checked again).
+    pub fn clear(&mut self) {
+        self.hot.clear();
+        self.cold.clear();
+        for slot in &mut self.recent {
+            *slot = None;
+        }
+    }
+
     /// The memo slot of `token`, from its length and last bytes (a JWT's signature:
     /// as good as random for distinct tokens). `None` for a token too long to memo.
     fn recent_slot(token: &str) -> Option<usize> {

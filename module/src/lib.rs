@@ -36,9 +36,9 @@ use envoy_proxy_dynamic_modules_rust_sdk::abi::{
 };
 use envoy_proxy_dynamic_modules_rust_sdk::{
     declare_init_functions, envoy_log_critical, envoy_log_error, envoy_log_info, envoy_log_warn,
-    EnvoyBuffer, EnvoyCounterVecId, EnvoyGaugeId, EnvoyGaugeVecId, EnvoyHistogramId,
-    EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig, EnvoyHttpFilterConfigImpl,
-    HttpFilter, HttpFilterConfig,
+    EnvoyBuffer, EnvoyCounterId, EnvoyCounterVecId, EnvoyGaugeId, EnvoyGaugeVecId,
+    EnvoyHistogramId, EnvoyHistogramVecId, EnvoyHttpFilter, EnvoyHttpFilterConfig,
+    EnvoyHttpFilterConfigImpl, HttpFilter, HttpFilterConfig,
 };
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
@@ -51,7 +51,9 @@ use fairgate_core::metrics::Decision;
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
 
+mod callout;
 mod counters;
+mod jwks;
 mod sidecar;
 mod store;
 mod wake;
@@ -59,7 +61,10 @@ mod wake;
 use counters::{Counted, Counters};
 use fairgate_core::admission::{Action, Admission, Pools, REQUEST_COST};
 use fairgate_core::host::Level;
-use fairgate_core::metrics::{tag_value, SHADOW_HEADER};
+use fairgate_core::metrics::{
+    tag_value, JWKS_FETCHED_COUNTER, JWKS_FETCH_ERRORS_COUNTER, JWKS_KEYS_GAUGE, SHADOW_HEADER,
+};
+use jwks::{Jwks, Outcome};
 use sidecar::Sidecar;
 use store::{ProcessPools, ProcessStore, SystemClock};
 
@@ -111,6 +116,8 @@ struct Shared {
     /// The pools as the main thread reports them (gauges), where fair admission is on.
     reporter: Option<Mutex<Pools>>,
     sidecar: Option<Sidecar>,
+    /// Signing keys from the identity provider, where `identity.jwt.jwks` is set.
+    jwks: Option<Jwks>,
     metrics: Metrics,
     /// The per-request counters, flushed on the main thread's tick.
     counters: Counters,
@@ -134,6 +141,9 @@ struct Metrics {
     snapshot_age: EnvoyGaugeId,
     headroom: EnvoyGaugeVecId,
     sidecar_capacity: EnvoyGaugeVecId,
+    jwks_fetched: EnvoyCounterId,
+    jwks_errors: EnvoyCounterId,
+    jwks_keys: EnvoyGaugeId,
 }
 
 impl Metrics {
@@ -181,6 +191,11 @@ impl Metrics {
             sidecar_capacity: envoy
                 .define_gauge_vec("fg_sidecar_capacity", &["cluster"])
                 .map_err(metric)?,
+            jwks_fetched: envoy.define_counter(JWKS_FETCHED_COUNTER).map_err(metric)?,
+            jwks_errors: envoy
+                .define_counter(JWKS_FETCH_ERRORS_COUNTER)
+                .map_err(metric)?,
+            jwks_keys: envoy.define_gauge(JWKS_KEYS_GAUGE).map_err(metric)?,
         })
     }
 }
@@ -239,6 +254,12 @@ impl FairgateConfig {
             pools: config.pool.as_ref().map(|_| ProcessPools::new(&prefix)),
             reporter,
             sidecar: config.sidecar.clone().map(Sidecar::new),
+            jwks: config
+                .identity
+                .jwt
+                .as_ref()
+                .and_then(|j| j.jwks.clone())
+                .map(Jwks::new),
             metrics,
             counters: Counters::new(tenants, clusters),
         };
@@ -262,6 +283,13 @@ impl FairgateConfig {
         let shared = &self.shared;
         let metrics = &shared.metrics;
         shared.counters.flush(envoy, metrics);
+        if let Some(jwks) = &shared.jwks {
+            if let Some(outcome) = jwks.tick(envoy, SystemClock.now_ms()) {
+                self.count_fetch(envoy, outcome);
+            }
+            let keys = jwks.keys.load(Ordering::Relaxed);
+            let _ = envoy.set_gauge(metrics.jwks_keys, keys);
+        }
         let now_ms = SystemClock.now_ms();
         let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
         if let Some(sidecar) = &shared.sidecar {
@@ -297,6 +325,17 @@ impl FairgateConfig {
     }
 }
 
+impl FairgateConfig {
+    fn count_fetch(&self, envoy: &impl EnvoyHttpFilterConfig, outcome: Outcome) {
+        let metrics = &self.shared.metrics;
+        let id = match outcome {
+            Outcome::Fetched => metrics.jwks_fetched,
+            Outcome::Failed => metrics.jwks_errors,
+        };
+        let _ = envoy.increment_counter(id, 1);
+    }
+}
+
 impl Drop for FairgateConfig {
     fn drop(&mut self) {
         wake::stop_ticking(self.shared.id);
@@ -329,12 +368,18 @@ impl<EHF: EnvoyHttpFilter> HttpFilterConfig<EHF> for FairgateConfig {
 
     fn on_http_callout_done(
         &self,
-        _envoy: &mut EnvoyHttpFilterConfigImpl,
+        envoy: &mut EnvoyHttpFilterConfigImpl,
         callout_id: u64,
         result: CalloutResult,
         headers: Option<&[(EnvoyBuffer, EnvoyBuffer)]>,
         body: Option<&[EnvoyBuffer]>,
     ) {
+        if let Some(jwks) = &self.shared.jwks {
+            if let Some(outcome) = jwks.on_answer(callout_id, result, headers, body) {
+                self.count_fetch(envoy, outcome);
+                return;
+            }
+        }
         if let Some(sidecar) = &self.shared.sidecar {
             sidecar.on_answer(callout_id, result, headers, body, SystemClock.now_ms());
         }
@@ -370,6 +415,8 @@ struct Worker {
     next_context: u32,
     /// When its pools were last ticked.
     ticked_at: u64,
+    /// The version of the fetched keys its gate verifies with.
+    jwks_version: u64,
 }
 
 impl Worker {
@@ -439,6 +486,7 @@ impl Shared {
                             pools,
                             next_context: 0,
                             ticked_at: 0,
+                            jwks_version: 0,
                         };
                         workers.push((self.id, worker));
                         workers.len() - 1
@@ -959,8 +1007,21 @@ impl FairgateFilter {
                 false => Vec::new(),
             };
             let vm = worker.pools.as_ref().map_or(0, Pools::vm);
+            if let Some(jwks) = &shared.jwks {
+                if jwks.version() != worker.jwks_version {
+                    if let Some((version, keys)) = jwks.keys() {
+                        worker.gate.identifier().set_fetched_keys(keys);
+                        worker.jwks_version = version;
+                    }
+                }
+            }
             let gate = &mut worker.gate;
             let verdict = gate.on_request_headers(&Headers(&*envoy), &ProcessStore, &clock);
+            if gate.identifier().take_refetch_wish() {
+                if let Some(jwks) = &shared.jwks {
+                    jwks.wish_refetch();
+                }
+            }
             // The tenant's policy, where the request is routed, admitted or its body read.
             let accounted = match &verdict {
                 Verdict::Forward { label, .. } => gate.tenants().by_name.get(label).and_then(|p| {

@@ -3,14 +3,11 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use envoy_proxy_dynamic_modules_rust_sdk::abi::{
-    envoy_dynamic_module_type_http_callout_init_result as CalloutInit,
-    envoy_dynamic_module_type_http_callout_result as CalloutResult,
-};
+use envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_module_type_http_callout_result as CalloutResult;
 use envoy_proxy_dynamic_modules_rust_sdk::{EnvoyBuffer, EnvoyHttpFilterConfig};
 use fairgate_core::config::SidecarConfig;
 use fairgate_core::headroom::Snapshot;
-use fairgate_core::host::Level;
+use fairgate_core::host::{Level, Turns};
 
 use crate::log;
 
@@ -27,9 +24,9 @@ struct Poll {
     /// The callout in flight.
     pending: Option<u64>,
     last_sent_ms: u64,
-    /// Whether the last poll succeeded, and whether the snapshot was fresh at the
+    /// The polls' failures and recoveries, and whether the snapshot was fresh at the
     /// last look (to log the turns).
-    last_ok: bool,
+    turns: Turns,
     fresh: bool,
 }
 
@@ -41,7 +38,7 @@ impl Sidecar {
             poll: Mutex::new(Poll {
                 pending: None,
                 last_sent_ms: 0,
-                last_ok: true,
+                turns: Turns::default(),
                 fresh: false,
             }),
         }
@@ -88,17 +85,11 @@ impl Sidecar {
             return;
         }
         poll.last_sent_ms = now_ms;
-        let headers: [(&str, &[u8]); 3] = [
-            (":method", b"GET"),
-            (":path", self.config.path.as_bytes()),
-            (":authority", b"fairgate-sidecar"),
-        ];
-        let (init, id) = envoy.send_http_callout(&self.config.cluster, &headers, None, timeout_ms);
-        match init {
-            CalloutInit::Success => poll.pending = Some(id),
-            other => {
+        let (cluster, path) = (&self.config.cluster, &self.config.path);
+        match crate::callout::get(envoy, cluster, path, "fairgate-sidecar", timeout_ms) {
+            Ok(id) => poll.pending = Some(id),
+            Err(error) => {
                 poll.pending = None;
-                let error = format!("cannot call cluster {}: {other:?}", self.config.cluster);
                 Self::result(&mut poll, Err(error));
             }
         }
@@ -129,29 +120,7 @@ impl Sidecar {
         body: Option<&[EnvoyBuffer]>,
         now_ms: u64,
     ) -> Result<(), String> {
-        if result != CalloutResult::Success {
-            return Err(format!("the call failed: {result:?}"));
-        }
-        let status = headers
-            .unwrap_or_default()
-            .iter()
-            .find(|(name, _)| name.as_slice() == b":status")
-            .map(|(_, value)| String::from_utf8_lossy(value.as_slice()).into_owned())
-            .unwrap_or_default();
-        if status != "200" {
-            return Err(format!("answered {status}"));
-        }
-        let chunks = body.unwrap_or_default();
-        let size: usize = chunks.iter().map(|c| c.as_slice().len()).sum();
-        if size > MAX_ANSWER_BYTES {
-            return Err(format!(
-                "an answer of {size} bytes, over the {MAX_ANSWER_BYTES} allowed"
-            ));
-        }
-        let mut bytes = Vec::with_capacity(size);
-        for chunk in chunks {
-            bytes.extend_from_slice(chunk.as_slice());
-        }
+        let bytes = crate::callout::body_of(result, headers, body, MAX_ANSWER_BYTES)?;
         let snapshot = Snapshot::parse(&bytes, now_ms)?;
         *self
             .snapshot
@@ -161,17 +130,8 @@ impl Sidecar {
     }
 
     fn result(poll: &mut Poll, result: Result<(), String>) {
-        match (&result, poll.last_ok) {
-            (Err(e), true) => log(
-                Level::Warn,
-                &format!(
-                    "fairgate: sidecar poll failed, last good snapshot kept: {e} \
-                     (logged once until it recovers)"
-                ),
-            ),
-            (Ok(()), false) => log(Level::Info, "fairgate: sidecar poll works again"),
-            _ => {}
+        if let Some((level, line)) = poll.turns.line("sidecar poll", "snapshot", &result) {
+            log(level, &line);
         }
-        poll.last_ok = result.is_ok();
     }
 }

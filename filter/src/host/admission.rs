@@ -9,9 +9,8 @@
 //! waiter in `on_queue_ready`, within milliseconds.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::LogLevel;
 
-use super::{log, HostStore};
+use super::{log_at, HostStore};
 use fairgate_core::admission::{self, Action, Admission, Gauge};
 use fairgate_core::config::{PoolConfig, TenantPolicy, Tenants};
 use fairgate_core::fair_queue::{FairQueue, PoolState, Updated};
@@ -46,13 +45,7 @@ impl PoolHost for WasmHost {
     }
 
     fn log(&self, level: Level, message: &str) {
-        let level = match level {
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-            Level::Error => LogLevel::Error,
-            Level::Critical => LogLevel::Critical,
-        };
-        log(level, message);
+        log_at(level, message);
     }
 }
 

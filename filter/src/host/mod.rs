@@ -38,10 +38,13 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 mod admission;
+mod jwks;
 mod sidecar;
 
 use admission::Pools;
 use fairgate_core::admission::{Action as PoolAction, Admission, REQUEST_COST};
+use fairgate_core::host::Level;
+use jwks::{Fetched, JwksFetch};
 use sidecar::Sidecar;
 
 use fairgate_core::clock::Clock;
@@ -55,7 +58,8 @@ use fairgate_core::llm::Endpoint;
 use fairgate_core::metrics::{
     forwarded_before_body_counter, prompt_estimate_error_histogram, queue_wait_histogram,
     requests_counter, routed_counter, tenant_weight_gauge, tokens_counter, tokens_reserved_counter,
-    Decision, SHADOW_HEADER, WAKEUP_HISTOGRAM,
+    Decision, JWKS_FETCHED_COUNTER, JWKS_FETCH_ERRORS_COUNTER, JWKS_KEYS_GAUGE, SHADOW_HEADER,
+    WAKEUP_HISTOGRAM,
 };
 use fairgate_core::pipeline::{Gate, Verdict};
 use fairgate_core::response::{self, LocalReply};
@@ -69,6 +73,41 @@ proxy_wasm::main! {{
 fn log(level: LogLevel, message: &str) {
     // Logging must never take the request down with it.
     let _ = hostcalls::log(level, message);
+}
+
+/// Logs a line the core wrote, at its level.
+fn log_at(level: Level, message: &str) {
+    let level = match level {
+        Level::Info => LogLevel::Info,
+        Level::Warn => LogLevel::Warn,
+        Level::Error => LogLevel::Error,
+        Level::Critical => LogLevel::Critical,
+    };
+    log(level, message);
+}
+
+/// The body of the answer to this VM's HTTP call (`body_size` bytes): a 200 of at most
+/// `max_bytes`, or why there is none.
+fn call_answer(body_size: usize, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .map(|s| String::from_utf8_lossy(&s).into_owned())
+        .unwrap_or_default();
+    if status != "200" {
+        return Err(format!("answered {status:?}"));
+    }
+    if body_size > max_bytes {
+        return Err(format!(
+            "an answer of {body_size} bytes, over the {max_bytes} allowed"
+        ));
+    }
+    Ok(
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+    )
 }
 
 /// Envoy's clock. Every reading is kept as this VM's recent time, which the tick
@@ -245,6 +284,8 @@ struct Shared {
     pools: Option<RefCell<Pools>>,
     /// Headroom from the GPU sidecar, where `sidecar` is configured.
     sidecar: Option<RefCell<Sidecar>>,
+    /// Signing keys from the identity provider, where `identity.jwt.jwks` is set.
+    jwks: Option<RefCell<JwksFetch>>,
     routing: Routing,
     hold: RefCell<HeaderHold>,
 }
@@ -276,6 +317,18 @@ impl Routing {
 }
 
 impl Shared {
+    /// Counts the outcomes of JWKS fetches.
+    fn count_fetches(&self, fetched: &Fetched) {
+        if let Ok(mut counters) = self.counters.try_borrow_mut() {
+            if fetched.ok > 0 {
+                counters.add_named(JWKS_FETCHED_COUNTER.to_string(), fetched.ok);
+            }
+            if fetched.failed > 0 {
+                counters.add_named(JWKS_FETCH_ERRORS_COUNTER.to_string(), fetched.failed);
+            }
+        }
+    }
+
     fn count(&self, label: Option<&str>, decision: Decision) {
         if let Ok(mut counters) = self.counters.try_borrow_mut() {
             counters.count(label, decision);
@@ -404,6 +457,15 @@ impl Context for FairgateRoot {
         _num_trailers: usize,
     ) {
         if let Some(shared) = &self.shared {
+            let fetched = shared
+                .jwks
+                .as_ref()
+                .and_then(|j| j.try_borrow_mut().ok())
+                .and_then(|mut j| j.on_response(token_id, body_size));
+            if let Some(fetched) = fetched {
+                shared.count_fetches(&fetched);
+                return;
+            }
             if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
                 sidecar.on_response(token_id, body_size, HostClock.now_ms());
             }
@@ -452,6 +514,7 @@ impl RootContext for FairgateRoot {
                 (policy.weight * 1000.0).round() as u64,
             );
         }
+        let jwks_config = config.identity.jwt.as_ref().and_then(|j| j.jwks.clone());
         let gate = Gate::new(config, &prefix, cache_seed(now_ms));
         if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
             log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
@@ -464,6 +527,7 @@ impl RootContext for FairgateRoot {
             }
         };
         let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm)));
+        let jwks = jwks_config.map(|c| RefCell::new(JwksFetch::new(&prefix, c, vm)));
         let joined =
             pool_config.map(|p| Pools::join(&prefix, vm, p, gate.tenants(), &routing.shared));
         let pools = match joined {
@@ -485,6 +549,7 @@ impl RootContext for FairgateRoot {
             counters: RefCell::new(counters),
             pools,
             sidecar,
+            jwks,
             routing,
             hold: RefCell::new(HeaderHold::default()),
         }));
@@ -514,6 +579,15 @@ impl RootContext for FairgateRoot {
                 }
             }
             let mut gauges = Vec::new();
+            if let Some(Ok(mut jwks)) = shared.jwks.as_ref().map(RefCell::try_borrow_mut) {
+                let fetched = jwks.tick(now_ms);
+                drop(jwks);
+                shared.count_fetches(&fetched);
+                if let (Some(keys), Ok(mut gate)) = (fetched.keys, shared.gate.try_borrow_mut()) {
+                    gauges.push((JWKS_KEYS_GAUGE.to_string(), keys.len() as u64));
+                    gate.identifier().set_fetched_keys(keys);
+                }
+            }
             if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
                 gauges.extend(sidecar.tick(now_ms));
                 let fresh = sidecar.fresh(now_ms);
@@ -872,6 +946,11 @@ impl HttpContext for FairgateHttp {
             return Action::Continue;
         };
         let verdict = gate.on_request_headers(&HostHeaders, &HostStore, &HostClock);
+        if gate.identifier().take_refetch_wish() {
+            if let Some(Ok(mut jwks)) = shared.jwks.as_ref().map(RefCell::try_borrow_mut) {
+                jwks.wish_refetch();
+            }
+        }
         match verdict {
             Verdict::Forward {
                 tenant,

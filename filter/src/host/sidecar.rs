@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use proxy_wasm::types::LogLevel;
 
-use super::{log, HostStore};
+use super::{call_answer, log, log_at, HostStore};
 use fairgate_core::admission::Gauge;
 use fairgate_core::config::SidecarConfig;
 use fairgate_core::headroom::{PollClaim, Snapshot};
+use fairgate_core::host::Turns;
 use fairgate_core::store::{cas_update, SharedStore, Update};
 
 /// A larger answer is refused unread (a real one is a few KB per cluster).
@@ -27,8 +28,8 @@ pub struct Sidecar {
     snapshot_cas: Option<u32>,
     /// Whether the last look found a fresh snapshot (to log the turns).
     fresh: bool,
-    /// Whether this VM's last poll succeeded (to log the turns).
-    last_poll_ok: bool,
+    /// This VM's polls' failures and recoveries (to log the turns).
+    turns: Turns,
 }
 
 impl Sidecar {
@@ -42,7 +43,7 @@ impl Sidecar {
             snapshot: None,
             snapshot_cas: None,
             fresh: false,
-            last_poll_ok: true,
+            turns: Turns::default(),
         }
     }
 
@@ -112,48 +113,23 @@ impl Sidecar {
             return;
         }
         self.pending = None;
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .map(|s| String::from_utf8_lossy(&s).into_owned())
-            .unwrap_or_default();
-        if body_size > MAX_ANSWER_BYTES {
-            return self.poll_result(Err(format!(
-                "an answer of {body_size} bytes, over the {MAX_ANSWER_BYTES} allowed"
-            )));
-        }
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let result = if status != "200" {
-            Err(format!("answered {status}"))
-        } else {
-            Snapshot::parse(&body, now_ms).map(|_| ()).and_then(|()| {
-                HostStore
-                    .set(
-                        &self.snapshot_key,
-                        &Snapshot::store_bytes(&body, now_ms),
-                        None,
-                    )
-                    .map_err(|e| e.to_string())
-            })
-        };
+        let result = call_answer(body_size, MAX_ANSWER_BYTES).and_then(|body| {
+            Snapshot::parse(&body, now_ms)?;
+            HostStore
+                .set(
+                    &self.snapshot_key,
+                    &Snapshot::store_bytes(&body, now_ms),
+                    None,
+                )
+                .map_err(|e| e.to_string())
+        });
         self.poll_result(result);
     }
 
     fn poll_result(&mut self, result: Result<(), String>) {
-        match (&result, self.last_poll_ok) {
-            (Err(e), true) => log(
-                LogLevel::Warn,
-                &format!(
-                    "fairgate: sidecar poll failed, last good snapshot kept: {e} (logged once until it recovers)"
-                ),
-            ),
-            (Ok(()), false) => log(LogLevel::Info, "fairgate: sidecar poll works again"),
-            _ => {}
+        if let Some((level, line)) = self.turns.line("sidecar poll", "snapshot", &result) {
+            log_at(level, &line);
         }
-        self.last_poll_ok = result.is_ok();
     }
 
     fn refresh(&mut self, now_ms: u64) {

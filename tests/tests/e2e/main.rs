@@ -8,6 +8,7 @@ mod budgets;
 mod config;
 mod identity;
 mod isolation;
+mod jwks;
 mod metrics;
 mod module;
 mod openai_sdk;
