@@ -23,6 +23,8 @@
 //!   nothing leaves for the upstream before the request is admitted).
 //! - `pipeline`: the request-header decision, `response`: local replies,
 //!   `metrics`: metric names and their stats tags, `clock`: time.
+//! - `fuzz`: the fuzz targets' bodies (`fuzz/`), replayed on stable by
+//!   `tests/fuzz_corpus.rs`.
 
 pub mod accounting;
 pub mod admission;
@@ -32,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod fair_queue;
 pub mod flow;
+pub mod fuzz;
 pub mod headroom;
 pub mod hold;
 pub mod host;

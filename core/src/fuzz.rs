@@ -1,0 +1,126 @@
+//! The bodies of the fuzz targets (`fuzz/`, `cargo +nightly fuzz run <target>`), one
+//! per parser of untrusted input, here so that the corpora and every input that ever
+//! crashed one are replayed on stable by `tests/fuzz_corpus.rs` in CI. Each must
+//! return, whatever the bytes (a panic is a crash), and `Err` only where an invariant
+//! broke (the targets turn it into a crash).
+
+use std::cell::OnceCell;
+
+use crate::config::Config;
+use crate::fair_queue::PoolState;
+use crate::headroom::Snapshot;
+use crate::jwt::{Expectations, KeySet, VerifyingKey};
+use crate::llm::{self, Endpoint, LlmRequest};
+use crate::usage::SseScanner;
+
+/// The plugin configuration (JSON from the operator, or from a control plane).
+pub fn config(data: &[u8]) -> Result<(), String> {
+    let _ = Config::from_json(data);
+    Ok(())
+}
+
+thread_local! {
+    static KEYS: OnceCell<Option<KeySet>> = const { OnceCell::new() };
+}
+
+/// A bearer token, against an HS256 key and an Ed25519 one.
+pub fn token(data: &[u8]) -> Result<(), String> {
+    let token = String::from_utf8_lossy(data);
+    let expect = Expectations {
+        issuer: Some("https://auth.example.com".to_string()),
+        audiences: Some(vec!["llm-gateway".to_string()]),
+        claim: "tenant".to_string(),
+        leeway_s: 60,
+        require_exp: true,
+        max_token_bytes: 16 * 1024,
+    };
+    KEYS.with(|keys| {
+        let keys = keys.get_or_init(|| {
+            let hs = VerifyingKey::hmac("HS256", b"fairgate-fuzz-hmac-secret-32byte").ok()?;
+            // The test Ed25519 key of testdata/keys, as a JWK.
+            let jwk = r#"{"kty":"OKP","crv":"Ed25519","x":"Dill5992wouEUVrpeVzFmt65K9gyV8Ml_31PzA8IteI"}"#;
+            let ed = VerifyingKey::from_jwk("EdDSA", jwk).ok()?;
+            Some(KeySet::new(vec![
+                (Some("hs-1".to_string()), hs),
+                (Some("ed-1".to_string()), ed),
+            ]))
+        });
+        if let Some(keys) = keys {
+            let _ = keys.verify(&token, &expect, 1_800_000_000);
+        }
+    });
+    Ok(())
+}
+
+/// An identity provider's JWKS document.
+pub fn jwks(data: &[u8]) -> Result<(), String> {
+    let _ = crate::jwks::parse(data);
+    Ok(())
+}
+
+/// An OpenAI-compatible request body (the first byte picks the endpoint), read and,
+/// where it reads, rewritten as a clamped request asking for its usage.
+pub fn llm_body(data: &[u8]) -> Result<(), String> {
+    let Some((first, body)) = data.split_first() else {
+        return Ok(());
+    };
+    let endpoint = match first % 4 {
+        0 => Endpoint::ChatCompletions,
+        1 => Endpoint::Completions,
+        2 => Endpoint::Embeddings,
+        _ => Endpoint::Responses,
+    };
+    if let Ok((request, object)) = LlmRequest::parse(endpoint, body, 64) {
+        let _ = llm::rewrite(&request, object, Some(1), true);
+    }
+    Ok(())
+}
+
+/// A streamed answer, cut into chunks of a size the first byte picks, its usage chunk
+/// stripped or not.
+pub fn sse(data: &[u8]) -> Result<(), String> {
+    let Some((first, stream)) = data.split_first() else {
+        return Ok(());
+    };
+    let mut scanner = SseScanner::new(first & 1 == 1);
+    let size = usize::from(first >> 1).max(1);
+    let chunks: Vec<&[u8]> = stream.chunks(size).collect();
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let _ = scanner.feed(chunk, i == last);
+    }
+    Ok(())
+}
+
+/// The GPU sidecar's `/v1/headroom` answer.
+pub fn headroom(data: &[u8]) -> Result<(), String> {
+    let _ = Snapshot::parse(data, 0);
+    Ok(())
+}
+
+/// A pool's state as shared data holds it (another VM's write, or garbage): what
+/// reads back encodes to the same state.
+pub fn pool_state(data: &[u8]) -> Result<(), String> {
+    let Ok(pool) = PoolState::decode(data) else {
+        return Ok(());
+    };
+    match PoolState::decode(&pool.encode()) {
+        Ok(again) if again == pool => Ok(()),
+        other => Err(format!("{pool:?} re-encoded reads as {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_target_has_its_keys() {
+        assert_eq!(token(b"not.a.token"), Ok(()));
+        KEYS.with(|keys| {
+            assert!(keys
+                .get()
+                .is_some_and(|k| k.as_ref().map(KeySet::len) == Some(2)))
+        });
+    }
+}
