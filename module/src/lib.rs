@@ -529,33 +529,16 @@ impl Shared {
                 let turn = self.turn.fetch_add(1, Ordering::Relaxed);
                 let now_ms = SystemClock.now_ms();
                 let snapshot = self.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
-                let free = self
-                    .with_worker(|w| {
-                        let pools = w.pools.as_ref()?;
-                        let free: Vec<bool> = self
-                            .shared_clusters
-                            .iter()
-                            .map(|c| pools.had_free_slot(c))
-                            .collect();
-                        Some(free)
-                    })
-                    .flatten();
-                let has_free_slot = |c: &str| match &free {
-                    Some(free) => self
-                        .shared_clusters
-                        .iter()
-                        .position(|s| s == c)
-                        .and_then(|i| free.get(i).copied())
-                        .unwrap_or(true),
-                    None => true,
+                let choose = |has_free_slot: &dyn Fn(&str) -> bool| {
+                    let snapshot = snapshot.as_deref();
+                    headroom::choose_shared(&self.shared_clusters, snapshot, has_free_slot, turn)
+                        .map(str::to_string)
                 };
-                headroom::choose_shared(
-                    &self.shared_clusters,
-                    snapshot.as_deref(),
-                    has_free_slot,
-                    turn,
-                )
-                .map(str::to_string)
+                // Where this worker last saw a free slot (unknown: free).
+                self.with_worker(|w| {
+                    choose(&|c: &str| w.pools.as_ref().is_none_or(|p| p.had_free_slot(c)))
+                })
+                .unwrap_or_else(|| choose(&|_: &str| true))
             }
         };
         match &cluster {
