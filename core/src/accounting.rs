@@ -16,9 +16,9 @@
 //! scheduler's cost is `input_cost × input + output_cost × output`, reconciled the
 //! same way by the caller.
 
-use crate::bucket::Take;
-use crate::budget::{BudgetKind, Budgets};
+use crate::budget::{BudgetKind, Budgets, Taken};
 use crate::config::{RateLimit, TenantPolicy, TokensConfig};
+use crate::fleet::{FleetBooks, Source};
 use crate::llm::{self, Endpoint, LlmRequest};
 use crate::metrics::Decision;
 use crate::response::{self, LocalReply};
@@ -33,12 +33,15 @@ pub struct Reserved {
     pub max_output: u64,
     /// Tokens taken from the tenant's bucket (0 without a token budget).
     pub taken: u64,
+    /// Where they were taken from (fleet mode: the lease, or an outage's share).
+    pub source: Source,
     /// The `max_tokens` written in place of the client's, where clamped.
     pub clamped_to: Option<u64>,
     /// fairgate asked the stream for its usage chunk: strip it from the answer.
     pub strip_usage: bool,
-    /// The model whose own token budget the request also took from, and how much.
-    pub model: Option<(String, u64)>,
+    /// The model whose own token budget the request also took from, how much, and
+    /// from where.
+    pub model: Option<(String, u64, Source)>,
 }
 
 /// The bucket id of `tenant`'s budget for `model` (tenant ids have no `/`, so it is
@@ -119,6 +122,12 @@ impl Accountant {
         }
     }
 
+    /// Token budgets spent from fleet leases (SPEC 9).
+    pub fn with_fleet(mut self, books: Option<FleetBooks>) -> Self {
+        self.budgets = self.budgets.with_fleet(books);
+        self
+    }
+
     pub fn config(&self) -> &TokensConfig {
         &self.config
     }
@@ -171,6 +180,7 @@ impl Accountant {
             prompt_estimate: request.prompt_tokens,
             max_output: request.max_output,
             taken: 0,
+            source: Source::Bucket,
             clamped_to: None,
             strip_usage: request.needs_usage_injected(),
             model: None,
@@ -197,7 +207,7 @@ impl Accountant {
             .collect();
         // What the request may use: `want`, or less where a bucket clamped it.
         let mut asked = want;
-        let mut took: Vec<u64> = Vec::with_capacity(buckets.len());
+        let mut took: Vec<(u64, Source)> = Vec::with_capacity(buckets.len());
         for (id, limit, model) in &buckets {
             let taken = self.budgets.take_up_to(
                 store,
@@ -208,41 +218,33 @@ impl Accountant {
                 asked as f64,
                 least,
             );
-            match taken {
-                Ok((Take::Admitted { .. }, taken)) => {
-                    let taken = taken as u64;
-                    took.push(taken);
+            let refusal = match taken {
+                Ok(Taken::Admitted { amount, source }) => {
+                    let taken = amount as u64;
+                    took.push((taken, source));
                     if taken < asked && policy.shadow {
                         // Not clamped: what it uses beyond what it took is a debt.
                         shadow.get_or_insert(Decision::ShadowClamped);
                     } else if taken < asked {
                         asked = taken;
                     }
+                    continue;
                 }
                 // Shadow mode: served, as if refused: nothing taken, nothing charged.
-                Ok((Take::Limited { .. }, _)) if policy.shadow => {
-                    took.push(0);
-                    shadow = Some(Decision::ShadowRateLimited);
+                Ok(refused @ (Taken::Limited { .. } | Taken::Unavailable { .. }))
+                    if policy.shadow =>
+                {
+                    took.push((0, Source::Bucket));
+                    shadow = Some(match refused {
+                        Taken::Unavailable { .. } => Decision::ShadowFleetUnavailable,
+                        _ => Decision::ShadowRateLimited,
+                    });
+                    continue;
                 }
-                Ok((
-                    Take::Limited {
-                        retry_after_ms,
-                        quota,
-                    },
-                    _,
-                )) => {
-                    // Refused: what the buckets before it took goes back.
-                    for ((id, limit, _), taken) in buckets.iter().zip(&took) {
-                        let back = *taken as f64;
-                        let _ = self.budgets.give_back(
-                            store,
-                            BudgetKind::Tokens,
-                            id,
-                            limit,
-                            now_ms,
-                            back,
-                        );
-                    }
+                Ok(Taken::Limited {
+                    retry_after_ms,
+                    quota,
+                }) => {
                     let too_large = asked as f64 > limit.burst && least.is_none();
                     let reply = match (model, too_large) {
                         (None, true) => response::too_many_tokens(asked, &quota),
@@ -256,31 +258,58 @@ impl Accountant {
                             response::model_rate_limited(model, retry_after_ms, &quota)
                         }
                     };
-                    return BodyVerdict::Reject {
-                        reply,
-                        decision: Decision::RateLimited,
-                    };
+                    (reply, Decision::RateLimited)
                 }
+                Ok(Taken::Unavailable { retry_after_ms }) => (
+                    response::fleet_unavailable(retry_after_ms),
+                    Decision::FleetUnavailable,
+                ),
                 Err(e) => {
-                    took.push(0);
+                    took.push((0, Source::Bucket));
                     store_error = Some(e);
+                    continue;
                 }
+            };
+            // Refused: what the buckets before it took goes back.
+            for ((id, limit, _), (taken, source)) in buckets.iter().zip(&took) {
+                let _ = self.budgets.settle(
+                    store,
+                    BudgetKind::Tokens,
+                    id,
+                    limit,
+                    now_ms,
+                    *source,
+                    *taken,
+                    0,
+                );
             }
+            let (reply, decision) = refusal;
+            return BodyVerdict::Reject { reply, decision };
         }
         // A later bucket clamped further: the earlier ones give back the difference.
-        for ((id, limit, _), taken) in buckets.iter().zip(took.iter_mut()) {
+        for ((id, limit, _), (taken, source)) in buckets.iter().zip(took.iter_mut()) {
             if *taken > asked {
-                let back = (*taken - asked) as f64;
-                let _ = self
-                    .budgets
-                    .give_back(store, BudgetKind::Tokens, id, limit, now_ms, back);
+                let back = *taken - asked;
+                let _ = self.budgets.settle(
+                    store,
+                    BudgetKind::Tokens,
+                    id,
+                    limit,
+                    now_ms,
+                    *source,
+                    back,
+                    0,
+                );
                 *taken = asked;
             }
         }
-        for ((_, _, model), taken) in buckets.iter().zip(&took) {
+        for ((_, _, model), (taken, source)) in buckets.iter().zip(&took) {
             match model {
-                None => reserved.taken = *taken,
-                Some(m) => reserved.model = Some(((*m).to_string(), *taken)),
+                None => {
+                    reserved.taken = *taken;
+                    reserved.source = *source;
+                }
+                Some(m) => reserved.model = Some(((*m).to_string(), *taken, *source)),
             }
         }
         if asked < want {
@@ -309,23 +338,35 @@ impl Accountant {
     ) -> Settled {
         let charged = charged(reserved, observed);
         let mut store_error = None;
+        let used = charged.total();
         if let (Some(limit), true) = (&policy.tokens, reserved.taken > 0) {
-            let refund = reserved.taken as f64 - charged.total() as f64;
-            if let Err(e) =
-                self.budgets
-                    .give_back(store, BudgetKind::Tokens, tenant, limit, now_ms, refund)
-            {
+            let (taken, source) = (reserved.taken, reserved.source);
+            if let Err(e) = self.budgets.settle(
+                store,
+                BudgetKind::Tokens,
+                tenant,
+                limit,
+                now_ms,
+                source,
+                taken,
+                used,
+            ) {
                 store_error = Some(e);
             }
         }
-        if let Some((model, taken)) = reserved.model.as_ref().filter(|(_, t)| *t > 0) {
+        if let Some((model, taken, source)) = reserved.model.as_ref().filter(|(_, t, _)| *t > 0) {
             if let Some(limit) = policy.models.get(model) {
-                let refund = *taken as f64 - charged.total() as f64;
                 let id = model_bucket(tenant, model);
-                if let Err(e) =
-                    self.budgets
-                        .give_back(store, BudgetKind::Tokens, &id, limit, now_ms, refund)
-                {
+                if let Err(e) = self.budgets.settle(
+                    store,
+                    BudgetKind::Tokens,
+                    &id,
+                    limit,
+                    now_ms,
+                    *source,
+                    *taken,
+                    used,
+                ) {
                     store_error = Some(e);
                 }
             }
@@ -535,7 +576,10 @@ mod tests {
         let t = with_model_budget(Some(1000.0), 150.0, false);
         // 10 + 100 from both buckets.
         let (r, _) = forwarded(chat_to(&t, "m1", 100));
-        assert_eq!((r.taken, r.model.clone()), (110, Some(("m1".into(), 110))));
+        assert_eq!(
+            (r.taken, r.model.clone()),
+            (110, Some(("m1".into(), 110, Source::Bucket)))
+        );
         // The model's 40 left refuse the next; the tenant's bucket is given back.
         let (reply, decision) = rejected(chat_to(&t, "m1", 100));
         assert_eq!((reply.status, decision), (429, Decision::RateLimited));
@@ -549,9 +593,10 @@ mod tests {
             prompt_estimate: 10,
             max_output: 100,
             taken: 110,
+            source: Source::Bucket,
             clamped_to: None,
             strip_usage: false,
-            model: Some(("m1".into(), 110)),
+            model: Some(("m1".into(), 110, Source::Bucket)),
         };
         let used = Observed {
             forwarded: true,
@@ -571,10 +616,16 @@ mod tests {
     fn a_model_budget_alone_is_enforced_and_clamps_where_allowed() {
         let t = with_model_budget(None, 150.0, true);
         let (r, _) = forwarded(chat_to(&t, "m1", 100));
-        assert_eq!((r.taken, r.model), (0, Some(("m1".into(), 110))));
+        assert_eq!(
+            (r.taken, r.model),
+            (0, Some(("m1".into(), 110, Source::Bucket)))
+        );
         // 40 left: clamped to a 30-token answer.
         let (r, _) = forwarded(chat_to(&t, "m1", 100));
-        assert_eq!((r.clamped_to, r.model), (Some(30), Some(("m1".into(), 40))));
+        assert_eq!(
+            (r.clamped_to, r.model),
+            (Some(30), Some(("m1".into(), 40, Source::Bucket)))
+        );
         // The tenant's bucket gives back what the model's clamp did not use.
         let t = with_model_budget(Some(1000.0), 150.0, true);
         forwarded(chat_to(&t, "m1", 100));
@@ -590,6 +641,7 @@ mod tests {
             prompt_estimate: 10,
             max_output: 4000,
             taken: 4010,
+            source: Source::Bucket,
             clamped_to: None,
             strip_usage: false,
             model: None,

@@ -5,8 +5,9 @@
 //! (`store::cas_update`); a refusal writes nothing. The prefix carries the plugin
 //! name, so two fairgate plugins (or another plugin) in one Envoy never share keys.
 
-use crate::bucket::{self, BucketState, Take};
+use crate::bucket::{self, BucketState, Quota, Take};
 use crate::config::RateLimit;
+use crate::fleet::{FleetBooks, Source};
 use crate::store::{cas_update, create_if_missing, SharedStore, StoreError, Update};
 
 /// What a bucket limits.
@@ -25,10 +26,23 @@ impl BudgetKind {
     }
 }
 
-/// Budgets of all tenants, in one shared store under one key prefix.
+/// What a request got from a budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Taken {
+    /// `amount` taken from `source` (where its settlement goes back).
+    Admitted { amount: f64, source: Source },
+    /// Refused: the budget holds too little.
+    Limited { retry_after_ms: u64, quota: Quota },
+    /// Refused: the fleet's budget cannot be reached and `fleet.outage` is `closed`.
+    Unavailable { retry_after_ms: u64 },
+}
+
+/// Budgets of all tenants, in one shared store under one key prefix: the Envoy's own
+/// token buckets, or in fleet mode its leases of the fleet's (`fleet`).
 #[derive(Debug, Clone)]
 pub struct Budgets {
     prefix: String,
+    fleet: Option<FleetBooks>,
 }
 
 impl Budgets {
@@ -36,7 +50,18 @@ impl Budgets {
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
+            fleet: None,
         }
+    }
+
+    /// Budgets spent from fleet leases (SPEC 9).
+    pub fn with_fleet(mut self, books: Option<FleetBooks>) -> Self {
+        self.fleet = books;
+        self
+    }
+
+    pub fn fleet(&self) -> Option<&FleetBooks> {
+        self.fleet.as_ref()
     }
 
     pub fn key(&self, kind: BudgetKind, tenant: &str) -> String {
@@ -55,6 +80,11 @@ impl Budgets {
         limit: &RateLimit,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        if let Some(books) = &self.fleet {
+            return books
+                .ensure(store, kind, tenant, limit, true, now_ms)
+                .map(|_| ());
+        }
         let key = self.key(kind, tenant);
         if store.get(&key)?.is_none() {
             create_if_missing(store, &key, &BucketState::full(limit, now_ms).encode())?;
@@ -85,8 +115,7 @@ impl Budgets {
     }
 
     /// Takes `want` tokens, or, with `least` set, as many as the bucket holds if that
-    /// is at least `least` (a clamped request). Returns the outcome and the amount
-    /// taken.
+    /// is at least `least` (a clamped request).
     #[allow(clippy::too_many_arguments)]
     pub fn take_up_to(
         &self,
@@ -97,14 +126,28 @@ impl Budgets {
         now_ms: u64,
         want: f64,
         least: Option<f64>,
-    ) -> Result<(Take, f64), StoreError> {
+    ) -> Result<Taken, StoreError> {
+        if let Some(books) = &self.fleet {
+            return books.take(store, kind, tenant, limit, now_ms, want, least);
+        }
+        let admitted = |amount| Taken::Admitted {
+            amount,
+            source: Source::Bucket,
+        };
+        let outcome = |take: Take, amount: f64| match take {
+            Take::Admitted { .. } => admitted(amount),
+            Take::Limited {
+                retry_after_ms,
+                quota,
+            } => Taken::Limited {
+                retry_after_ms,
+                quota,
+            },
+        };
         let Some(least) = least else {
             return self
                 .take(store, kind, tenant, limit, now_ms, want)
-                .map(|t| match t {
-                    Take::Admitted { .. } => (t, want),
-                    Take::Limited { .. } => (t, 0.0),
-                });
+                .map(|t| outcome(t, want));
         };
         let key = self.key(kind, tenant);
         let initial = BucketState::full(limit, now_ms).encode();
@@ -112,11 +155,36 @@ impl Budgets {
             let state = BucketState::decode(bytes);
             match bucket::take_up_to(limit, state, now_ms, want, least) {
                 (t @ Take::Admitted { state, .. }, n) => {
-                    Update::Write(state.encode().to_vec(), (t, n))
+                    Update::Write(state.encode().to_vec(), outcome(t, n))
                 }
-                out @ (Take::Limited { .. }, _) => Update::Keep(out),
+                (t @ Take::Limited { .. }, n) => Update::Keep(outcome(t, n)),
             }
         })
+    }
+
+    /// Settles what a request took from `source`: it used `used` of the `taken`
+    /// (tokens: its answer's; 0 for a reservation handed back unused). The bucket
+    /// gets back the difference, or gives more (a debt).
+    #[allow(clippy::too_many_arguments)]
+    pub fn settle(
+        &self,
+        store: &dyn SharedStore,
+        kind: BudgetKind,
+        tenant: &str,
+        limit: &RateLimit,
+        now_ms: u64,
+        source: Source,
+        taken: u64,
+        used: u64,
+    ) -> Result<(), StoreError> {
+        match (&self.fleet, source) {
+            (_, Source::Bucket) => {
+                let amount = taken as f64 - used as f64;
+                self.give_back(store, kind, tenant, limit, now_ms, amount)
+            }
+            (Some(books), _) => books.settle(store, kind, tenant, source, now_ms, taken, used),
+            (None, _) => Ok(()),
+        }
     }
 
     /// Gives `amount` tokens back to the bucket (negative: takes more), to settle a
@@ -174,6 +242,8 @@ pub struct Leases {
 #[derive(Debug, Clone, Copy)]
 struct Lease {
     tokens: f64,
+    /// What the lease took from the budget (what it gives back is `tokens`).
+    granted: f64,
     expires_ms: u64,
 }
 
@@ -198,25 +268,29 @@ impl Leases {
         match self.by_tenant.get_mut(tenant) {
             Some(lease) => {
                 lease.tokens += tokens;
+                lease.granted += tokens;
                 lease.expires_ms = expires_ms;
             }
             None => {
-                self.by_tenant
-                    .insert(tenant.to_string(), Lease { tokens, expires_ms });
+                let lease = Lease {
+                    tokens,
+                    granted: tokens,
+                    expires_ms,
+                };
+                self.by_tenant.insert(tenant.to_string(), lease);
             }
         }
     }
 
-    /// Removes the leases past `LEASE_MS`: (tenant, unused tokens) to give back.
-    pub fn expired(&mut self, now_ms: u64) -> Vec<(String, f64)> {
+    /// Removes the leases past `LEASE_MS`: (tenant, tokens granted, tokens unused),
+    /// to settle.
+    pub fn expired(&mut self, now_ms: u64) -> Vec<(String, f64, f64)> {
         let mut out = Vec::new();
         self.by_tenant.retain(|tenant, lease| {
             if now_ms < lease.expires_ms {
                 return true;
             }
-            if lease.tokens > 0.0 {
-                out.push((tenant.clone(), lease.tokens));
-            }
+            out.push((tenant.clone(), lease.granted, lease.tokens));
             false
         });
         out
@@ -228,6 +302,14 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// What a take admitted (0 when refused).
+    fn amount(t: Taken) -> f64 {
+        match t {
+            Taken::Admitted { amount, .. } => amount,
+            _ => 0.0,
+        }
+    }
 
     const LIMIT: RateLimit = RateLimit {
         per_second: 2.0,
@@ -302,11 +384,10 @@ mod tests {
             per_second: 0.0001,
             burst: 5000.0,
         };
-        let (t, n) = budgets
+        let t = budgets
             .take_up_to(&store, BudgetKind::Tokens, "acme", &limit, 0, 4000.0, None)
             .unwrap();
-        assert!(matches!(t, Take::Admitted { .. }));
-        assert_eq!(n, 4000.0);
+        assert_eq!(amount(t), 4000.0);
         budgets
             .give_back(
                 &store,
@@ -317,11 +398,11 @@ mod tests {
                 4000.0 - 100.0,
             )
             .unwrap();
-        let (t, _) = budgets
+        let t = budgets
             .take_up_to(&store, BudgetKind::Tokens, "acme", &limit, 0, 4900.0, None)
             .unwrap();
-        assert!(matches!(t, Take::Admitted { .. }), "5000 - 100 left");
-        let (t, n) = budgets
+        assert!(matches!(t, Taken::Admitted { .. }), "5000 - 100 left");
+        let t = budgets
             .take_up_to(
                 &store,
                 BudgetKind::Tokens,
@@ -333,7 +414,7 @@ mod tests {
             )
             .unwrap();
         assert!(
-            matches!(t, Take::Limited { .. }) && n == 0.0,
+            matches!(t, Taken::Limited { .. }),
             "nothing left to clamp to"
         );
     }
@@ -359,7 +440,8 @@ mod tests {
         assert!(!leases.take("acme", 20 + LEASE_MS), "expired");
         assert_eq!(
             leases.expired(20 + LEASE_MS),
-            vec![("acme".to_string(), 3.0)]
+            vec![("acme".to_string(), 5.0, 3.0)],
+            "granted 2 + 3, of which 3 unused"
         );
         assert!(leases.expired(1000).is_empty());
     }
@@ -381,7 +463,7 @@ mod tests {
                 continue;
             }
             let want = 1.0 + 3.0;
-            if let Ok((Take::Admitted { .. }, n)) = budgets.take_up_to(
+            if let Ok(Taken::Admitted { amount: n, .. }) = budgets.take_up_to(
                 &store,
                 BudgetKind::Requests,
                 "acme",
@@ -400,7 +482,7 @@ mod tests {
         budgets
             .give_back(&store, BudgetKind::Requests, "acme", &limit, 0, 4.0)
             .unwrap();
-        let (_, n) = budgets
+        let n = budgets
             .take_up_to(
                 &store,
                 BudgetKind::Requests,
@@ -410,14 +492,15 @@ mod tests {
                 4.0,
                 Some(1.0),
             )
+            .map(amount)
             .unwrap();
         vm.grant("acme", n - 1.0, 0);
-        for (tenant, tokens) in vm.expired(LEASE_MS) {
+        for (tenant, _, tokens) in vm.expired(LEASE_MS) {
             budgets
                 .give_back(&store, BudgetKind::Requests, &tenant, &limit, 0, tokens)
                 .unwrap();
         }
-        let (_, n) = budgets
+        let n = budgets
             .take_up_to(
                 &store,
                 BudgetKind::Requests,
@@ -427,6 +510,7 @@ mod tests {
                 10.0,
                 Some(1.0),
             )
+            .map(amount)
             .unwrap();
         assert_eq!(n, 3.0, "the three unused came back");
     }

@@ -13,7 +13,10 @@ use serde::Deserialize;
 
 use crate::jwt::{KeySet, VerifyingKey};
 
+pub use fairgate_wire::fleet::OutageMode;
 pub use fairgate_wire::ConfigError;
+
+use crate::fleet::FleetMode;
 
 /// The longest tenant id accepted, from a token claim, a header or the config.
 pub const MAX_TENANT_ID_LEN: usize = 64;
@@ -49,6 +52,16 @@ struct RawConfig {
     /// SPEC 12: `enforce` (the default) or `shadow`, for every tenant without its own.
     #[serde(default)]
     mode: Option<Mode>,
+    /// SPEC 9: fleet mode.
+    #[serde(default)]
+    fleet: Option<RawFleet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default)]
+    outage: OutageMode,
 }
 
 /// Whether decisions are enforced or only computed, counted and marked (SPEC 12).
@@ -320,6 +333,26 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub sidecar: Option<SidecarConfig>,
     pub tokens: TokensConfig,
+    /// Fleet mode (SPEC 9): every budget held for the fleet through the sidecar.
+    pub fleet: Option<FleetConfig>,
+}
+
+/// The `fleet` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetConfig {
+    pub outage: OutageMode,
+}
+
+impl Config {
+    /// The fleet settings, where fleet mode is on (it needs the sidecar).
+    pub fn fleet_mode(&self) -> Option<FleetMode> {
+        let (fleet, sidecar) = (self.fleet.as_ref()?, self.sidecar.as_ref()?);
+        Some(FleetMode {
+            outage: fleet.outage,
+            poll_ms: sidecar.poll_ms,
+            stale_ms: sidecar.stale_ms,
+        })
+    }
 }
 
 /// How the tenant of a request is established.
@@ -536,6 +569,15 @@ impl TryFrom<RawConfig> for Config {
         let routing = validate_routing(raw.routing)?;
         let sidecar = raw.sidecar.map(validate_sidecar).transpose()?;
         let tokens = validate_tokens(raw.tokens)?;
+        let fleet = match (raw.fleet, &sidecar) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "fleet",
+                    "needs `sidecar`: the fleet's leases come through its poll",
+                ))
+            }
+            (fleet, _) => fleet.map(|f| FleetConfig { outage: f.outage }),
+        };
         Ok(Config {
             identity,
             tenants: Tenants {
@@ -546,6 +588,7 @@ impl TryFrom<RawConfig> for Config {
             routing,
             sidecar,
             tokens,
+            fleet,
         })
     }
 }
@@ -1182,6 +1225,30 @@ mod tests {
                 burst: 600.0
             })
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn fleet_mode_needs_the_sidecar_and_names_its_outage_mode() {
+        let mut json = testkit::config_json();
+        json["fleet"] = json!({});
+        let err = Config::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert_refused(&err, "fleet", "needs `sidecar`");
+        json["sidecar"] = json!({"cluster": "fairgate_sidecar", "poll_ms": 200});
+        let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+        let mode = config.fleet_mode().unwrap();
+        assert_eq!(
+            (mode.outage, mode.poll_ms, mode.stale_ms),
+            (OutageMode::Safe, 200, 3000)
+        );
+        json["fleet"] = json!({"outage": "closed"});
+        let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(config.fleet_mode().unwrap().outage, OutageMode::Closed);
+        json["fleet"] = json!({"outage": "never"});
+        let err = Config::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.path, "fleet.outage");
+        json["fleet"] = json!({"redis": "x"});
+        let err = Config::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.path, "fleet.redis");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

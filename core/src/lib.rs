@@ -33,6 +33,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod fair_queue;
+pub mod fleet;
 pub mod flow;
 pub mod fuzz;
 pub mod headroom;

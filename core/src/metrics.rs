@@ -23,6 +23,8 @@ pub enum Decision {
     TooLarge,
     /// An OpenAI-compatible body that cannot be read: 400.
     BadRequest,
+    /// Fleet mode, `outage: closed`: the fleet's budget cannot be reached: 503.
+    FleetUnavailable,
     /// Shadow mode (SPEC 12): what would have been decided, counted, not enforced.
     ShadowRateLimited,
     /// It would have waited for a slot.
@@ -31,11 +33,12 @@ pub enum Decision {
     ShadowQueueFull,
     /// Its `max_tokens` would have been lowered.
     ShadowClamped,
+    ShadowFleetUnavailable,
 }
 
 impl Decision {
     /// Every decision, in the order of `index`.
-    pub const ALL: [Decision; 15] = [
+    pub const ALL: [Decision; 17] = [
         Self::Admitted,
         Self::Unauthenticated,
         Self::UnknownTenant,
@@ -46,11 +49,13 @@ impl Decision {
         Self::QueueTimeout,
         Self::TooLarge,
         Self::BadRequest,
+        Self::FleetUnavailable,
         Self::ShadowRateLimited,
         Self::ShadowQueued,
         Self::ShadowShed,
         Self::ShadowQueueFull,
         Self::ShadowClamped,
+        Self::ShadowFleetUnavailable,
     ];
 
     /// Its place in `ALL`.
@@ -70,11 +75,13 @@ impl Decision {
             Self::QueueTimeout => "queue_timeout",
             Self::TooLarge => "too_large",
             Self::BadRequest => "bad_request",
+            Self::FleetUnavailable => "fleet_unavailable",
             Self::ShadowRateLimited => "shadow_rate_limited",
             Self::ShadowQueued => "shadow_queued",
             Self::ShadowShed => "shadow_shed",
             Self::ShadowQueueFull => "shadow_queue_full",
             Self::ShadowClamped => "shadow_clamped",
+            Self::ShadowFleetUnavailable => "shadow_fleet_unavailable",
         }
     }
 
@@ -87,6 +94,7 @@ impl Decision {
             Self::ShadowShed => Some("shed"),
             Self::ShadowQueueFull => Some("queue_full"),
             Self::ShadowClamped => Some("clamped"),
+            Self::ShadowFleetUnavailable => Some("fleet_unavailable"),
             _ => None,
         }
     }
@@ -145,6 +153,10 @@ pub fn sidecar_capacity_gauge(cluster: &str) -> String {
 /// `fg_routed` by cluster: requests sent to each upstream cluster.
 /// JWKS fetches that brought keys, fetches that failed (the last good keys kept), and
 /// the keys fetched now.
+/// Fleet mode: the state the polling worker sees (`fleet::state_gauge`), and the
+/// Envoys live in the fleet.
+pub const FLEET_STATE_GAUGE: &str = "fg_fleet_state";
+pub const FLEET_REPLICAS_GAUGE: &str = "fg_fleet_replicas";
 pub const JWKS_FETCHED_COUNTER: &str = "fg_jwks_fetched";
 pub const JWKS_FETCH_ERRORS_COUNTER: &str = "fg_jwks_fetch_errors";
 pub const JWKS_KEYS_GAUGE: &str = "fg_jwks_keys";

@@ -10,10 +10,10 @@
 use std::rc::Rc;
 
 use crate::accounting::Accountant;
-use crate::bucket::Take;
-use crate::budget::{lease_size, BudgetKind, Budgets, Leases};
+use crate::budget::{lease_size, BudgetKind, Budgets, Leases, Taken};
 use crate::clock::Clock;
 use crate::config::{Config, Tenants};
+use crate::fleet::{FleetBooks, Source};
 use crate::identity::{IdentityError, RequestHeaders, TenantIdentifier};
 use crate::metrics::Decision;
 use crate::response::{self, LocalReply};
@@ -55,12 +55,15 @@ impl Gate {
     /// token cache.
     pub fn new(config: Config, key_prefix: &str, cache_seed: [u8; 16]) -> Self {
         let forward_header = config.identity.forward_header.clone();
+        let fleet = config
+            .fleet_mode()
+            .map(|mode| FleetBooks::new(key_prefix, mode));
         Self {
             identifier: TenantIdentifier::new(config.identity, cache_seed),
             tenants: config.tenants,
-            budgets: Budgets::new(key_prefix),
+            budgets: Budgets::new(key_prefix).with_fleet(fleet.clone()),
             forward_header,
-            accountant: Accountant::new(config.tokens, key_prefix),
+            accountant: Accountant::new(config.tokens, key_prefix).with_fleet(fleet),
             leases: Leases::default(),
         }
     }
@@ -119,19 +122,26 @@ impl Gate {
         store: &dyn SharedStore,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        for (tenant, tokens) in self.leases.expired(now_ms) {
+        // VM leases come from the Envoy's bucket, or in fleet mode from its lease.
+        let source = match self.budgets.fleet() {
+            Some(_) => Source::Lease,
+            None => Source::Bucket,
+        };
+        for (tenant, granted, unused) in self.leases.expired(now_ms) {
             let limit = self
                 .tenants
                 .resolve_tenant(&tenant)
                 .and_then(|r| r.policy.requests);
             if let Some(limit) = limit {
-                self.budgets.give_back(
+                self.budgets.settle(
                     store,
                     BudgetKind::Requests,
                     &tenant,
                     &limit,
                     now_ms,
-                    tokens,
+                    source,
+                    granted as u64,
+                    (granted - unused) as u64,
                 )?;
             }
         }
@@ -191,30 +201,56 @@ impl Gate {
                 1.0 + lease,
                 (lease > 0.0).then_some(1.0),
             ) {
-                Ok((Take::Admitted { .. }, taken)) => {
-                    self.leases.grant(&tenant, taken - 1.0, now_ms);
-                }
-                Ok((Take::Limited { .. }, _)) if resolved.policy.shadow => {
+                Ok(Taken::Admitted { amount, source }) => match source {
+                    Source::Bucket | Source::Lease => {
+                        self.leases.grant(&tenant, amount - 1.0, now_ms);
+                    }
+                    // An outage's local share: what is beyond this request goes back.
+                    Source::Local | Source::Unlimited => {
+                        let beyond = (amount - 1.0).max(0.0) as u64;
+                        let _ = self.budgets.settle(
+                            store,
+                            BudgetKind::Requests,
+                            &tenant,
+                            limit,
+                            now_ms,
+                            source,
+                            beyond,
+                            0,
+                        );
+                    }
+                },
+                Ok(refused @ (Taken::Limited { .. } | Taken::Unavailable { .. }))
+                    if resolved.policy.shadow =>
+                {
                     // Shadow mode: counted as refused, let through, the bucket left as
                     // a refusal leaves it.
+                    let decision = match refused {
+                        Taken::Unavailable { .. } => Decision::ShadowFleetUnavailable,
+                        _ => Decision::ShadowRateLimited,
+                    };
                     return Verdict::Forward {
                         tenant,
                         label,
-                        decision: Decision::ShadowRateLimited,
+                        decision,
                         store_error: None,
                     };
                 }
-                Ok((
-                    Take::Limited {
-                        retry_after_ms,
-                        quota,
-                    },
-                    _,
-                )) => {
+                Ok(Taken::Limited {
+                    retry_after_ms,
+                    quota,
+                }) => {
                     return Verdict::Reject {
                         reply: response::rate_limited(BudgetKind::Requests, retry_after_ms, &quota),
                         label: Some(label),
                         decision: Decision::RateLimited,
+                    };
+                }
+                Ok(Taken::Unavailable { retry_after_ms }) => {
+                    return Verdict::Reject {
+                        reply: response::fleet_unavailable(retry_after_ms),
+                        label: Some(label),
+                        decision: Decision::FleetUnavailable,
                     };
                 }
                 // Shared data failing is an Envoy fault, not the tenant's: serve the

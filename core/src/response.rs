@@ -250,6 +250,19 @@ pub fn overloaded(reason: &str) -> LocalReply {
     )
 }
 
+/// 503 `fleet_unavailable`: fleet mode with `outage: closed`, and the fleet's budget
+/// cannot be reached (SPEC 9).
+pub fn fleet_unavailable(retry_after_ms: u64) -> LocalReply {
+    reply(
+        503,
+        "server_error",
+        "fleet_unavailable",
+        "fairgate: the fleet's budget cannot be reached; budgeted requests are refused \
+         until it returns",
+        retry_in(retry_after_ms).to_vec(),
+    )
+}
+
 /// 500 `internal_error`: fairgate failed on this request (a bug, logged); it was not
 /// forwarded.
 pub fn internal_error() -> LocalReply {

@@ -27,6 +27,28 @@ pub fn get(
     }
 }
 
+/// Sends `POST path` with a JSON `body` to `cluster` (as `authority`) from the
+/// configuration; the callout's id, or why it could not be sent.
+pub fn post_json(
+    envoy: &mut impl EnvoyHttpFilterConfig,
+    cluster: &str,
+    path: &str,
+    authority: &str,
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<u64, String> {
+    let headers: [(&str, &[u8]); 4] = [
+        (":method", b"POST"),
+        (":path", path.as_bytes()),
+        (":authority", authority.as_bytes()),
+        ("content-type", b"application/json"),
+    ];
+    match envoy.send_http_callout(cluster, &headers, Some(body), timeout_ms) {
+        (CalloutInit::Success, id) => Ok(id),
+        (other, _) => Err(format!("cannot call cluster {cluster}: {other:?}")),
+    }
+}
+
 /// The body of a 200 answer of at most `max_bytes`, or why there is none.
 pub fn body_of(
     result: CalloutResult,

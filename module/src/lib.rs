@@ -43,6 +43,7 @@ use envoy_proxy_dynamic_modules_rust_sdk::{
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
 use fairgate_core::fair_queue::SHARED_POOL;
+use fairgate_core::fleet::{self, FleetBooks, FleetMode, FleetPoller, FleetWatch};
 use fairgate_core::flow::{BodyChunk, BodyDone, Flow, CLAMPED_HEADER};
 use fairgate_core::headroom;
 use fairgate_core::identity::RequestHeaders;
@@ -62,7 +63,8 @@ use counters::{Counted, Counters};
 use fairgate_core::admission::{Action, Admission, Pools, REQUEST_COST};
 use fairgate_core::host::Level;
 use fairgate_core::metrics::{
-    tag_value, JWKS_FETCHED_COUNTER, JWKS_FETCH_ERRORS_COUNTER, JWKS_KEYS_GAUGE, SHADOW_HEADER,
+    tag_value, FLEET_REPLICAS_GAUGE, FLEET_STATE_GAUGE, JWKS_FETCHED_COUNTER,
+    JWKS_FETCH_ERRORS_COUNTER, JWKS_KEYS_GAUGE, SHADOW_HEADER,
 };
 use jwks::{Jwks, Outcome};
 use sidecar::Sidecar;
@@ -144,6 +146,8 @@ struct Metrics {
     jwks_fetched: EnvoyCounterId,
     jwks_errors: EnvoyCounterId,
     jwks_keys: EnvoyGaugeId,
+    fleet_state: EnvoyGaugeId,
+    fleet_replicas: EnvoyGaugeId,
 }
 
 impl Metrics {
@@ -196,6 +200,8 @@ impl Metrics {
                 .define_counter(JWKS_FETCH_ERRORS_COUNTER)
                 .map_err(metric)?,
             jwks_keys: envoy.define_gauge(JWKS_KEYS_GAUGE).map_err(metric)?,
+            fleet_state: envoy.define_gauge(FLEET_STATE_GAUGE).map_err(metric)?,
+            fleet_replicas: envoy.define_gauge(FLEET_REPLICAS_GAUGE).map_err(metric)?,
         })
     }
 }
@@ -253,7 +259,10 @@ impl FairgateConfig {
             turn: AtomicUsize::new(0),
             pools: config.pool.as_ref().map(|_| ProcessPools::new(&prefix)),
             reporter,
-            sidecar: config.sidecar.clone().map(Sidecar::new),
+            sidecar: config
+                .sidecar
+                .clone()
+                .map(|c| Sidecar::new(c, fleet_poller(&prefix, config.fleet_mode()))),
             jwks: config
                 .identity
                 .jwt
@@ -295,6 +304,10 @@ impl FairgateConfig {
         if let Some(sidecar) = &shared.sidecar {
             sidecar.tick(envoy, now_ms);
             let _ = envoy.set_gauge(metrics.sidecar_fresh, u64::from(fresh.is_some()));
+            if let Some((state, replicas)) = sidecar.fleet_state(now_ms) {
+                let _ = envoy.set_gauge(metrics.fleet_state, fleet::state_gauge(state));
+                let _ = envoy.set_gauge(metrics.fleet_replicas, u64::from(replicas));
+            }
             if let Some(snapshot) = sidecar.last() {
                 let _ = envoy.set_gauge(metrics.snapshot_age, snapshot.age_ms(now_ms));
                 for (cluster, view) in &snapshot.clusters {
@@ -394,6 +407,28 @@ pub(crate) fn log(level: Level, message: &str) {
         Level::Error => envoy_log_error!("{message}"),
         Level::Critical => envoy_log_critical!("{message}"),
     }
+}
+
+/// Fleet mode's poll parts: this Envoy's name and boot id, drawn once per process
+/// (the module's shared store lives as long as the process).
+fn fleet_poller(prefix: &str, mode: Option<FleetMode>) -> Option<(FleetPoller, FleetWatch)> {
+    let mode = mode?;
+    let seed = cache_seed();
+    let seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
+    let boot = match FleetPoller::boot_id(&ProcessStore, prefix, seed) {
+        Ok(boot) => boot,
+        Err(e) => {
+            envoy_log_warn!("fairgate: fleet boot id: {e}; drawing one for this config");
+            format!("{seed:016x}")
+        }
+    };
+    let books = FleetBooks::new(prefix, mode);
+    let envoy = format!("envoy-{boot}");
+    let now_ms = SystemClock.now_ms();
+    Some((
+        FleetPoller::new(books, envoy, boot),
+        FleetWatch::new(mode, now_ms),
+    ))
 }
 
 fn cache_seed() -> [u8; 16] {

@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_module_type_http_callout_result as CalloutResult;
 use envoy_proxy_dynamic_modules_rust_sdk::{EnvoyBuffer, EnvoyHttpFilterConfig};
 use fairgate_core::config::SidecarConfig;
+use fairgate_core::fleet::{FleetPoller, FleetState, FleetWatch, FLEET_POLL_PATH};
 use fairgate_core::headroom::Snapshot;
 use fairgate_core::host::{Level, Turns};
 
 use crate::log;
+use crate::store::ProcessStore;
 
 /// A larger answer is refused unread (a real one is a few KB per cluster).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -28,10 +30,12 @@ struct Poll {
     /// last look (to log the turns).
     turns: Turns,
     fresh: bool,
+    /// Fleet mode: the poll carries the leases both ways (`fairgate_core::fleet`).
+    fleet: Option<(FleetPoller, FleetWatch)>,
 }
 
 impl Sidecar {
-    pub fn new(config: SidecarConfig) -> Self {
+    pub fn new(config: SidecarConfig, fleet: Option<(FleetPoller, FleetWatch)>) -> Self {
         Self {
             config,
             snapshot: RwLock::new(None),
@@ -40,8 +44,19 @@ impl Sidecar {
                 last_sent_ms: 0,
                 turns: Turns::default(),
                 fresh: false,
+                fleet,
             }),
         }
+    }
+
+    /// Fleet mode: the state at `now_ms` and the replicas last seen, logging a turn.
+    pub fn fleet_state(&self, now_ms: u64) -> Option<(FleetState, u32)> {
+        let mut poll = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, watch) = poll.fleet.as_mut()?;
+        if let Some((level, line)) = watch.turn(now_ms) {
+            log(level, &line);
+        }
+        Some((watch.state(now_ms), watch.replicas()))
     }
 
     /// The snapshot, if it is fresh at `now_ms`.
@@ -86,7 +101,18 @@ impl Sidecar {
         }
         poll.last_sent_ms = now_ms;
         let (cluster, path) = (&self.config.cluster, &self.config.path);
-        match crate::callout::get(envoy, cluster, path, "fairgate-sidecar", timeout_ms) {
+        let sent = match &poll.fleet {
+            None => crate::callout::get(envoy, cluster, path, "fairgate-sidecar", timeout_ms),
+            Some((poller, _)) => poller
+                .poll_body(&ProcessStore, now_ms)
+                .map_err(|e| format!("fleet poll: {e}"))
+                .and_then(|body| {
+                    let authority = "fairgate-sidecar";
+                    let path = FLEET_POLL_PATH;
+                    crate::callout::post_json(envoy, cluster, path, authority, &body, timeout_ms)
+                }),
+        };
+        match sent {
             Ok(id) => poll.pending = Some(id),
             Err(error) => {
                 poll.pending = None;
@@ -109,7 +135,16 @@ impl Sidecar {
             return;
         }
         poll.pending = None;
-        let outcome = self.read_answer(result, headers, body, now_ms);
+        let outcome = self
+            .read_answer(result, headers, body, now_ms)
+            .and_then(|bytes| match poll.fleet.as_mut() {
+                None => Ok(()),
+                Some((poller, watch)) => {
+                    let (state, replicas) = poller.apply_answer(&ProcessStore, &bytes, now_ms)?;
+                    watch.answered(state, replicas, now_ms);
+                    Ok(())
+                }
+            });
         Self::result(&mut poll, outcome);
     }
 
@@ -119,14 +154,14 @@ impl Sidecar {
         headers: Option<&[(EnvoyBuffer, EnvoyBuffer)]>,
         body: Option<&[EnvoyBuffer]>,
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<u8>, String> {
         let bytes = crate::callout::body_of(result, headers, body, MAX_ANSWER_BYTES)?;
         let snapshot = Snapshot::parse(&bytes, now_ms)?;
         *self
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(snapshot));
-        Ok(())
+        Ok(bytes)
     }
 
     fn result(poll: &mut Poll, result: Result<(), String>) {

@@ -246,7 +246,11 @@ fn validate(raw: RawConfig, overrides: Overrides) -> Result<Config, ConfigError>
         return Err(ConfigError::new("scrape_timeout_ms", "must be > 0"));
     }
 
+    // A fleet-only sidecar (no clusters) opens no GPU source, simulated or not.
+    let fleet_only =
+        raw.clusters.is_empty() && (raw.fleet.is_some() || overrides.redis_url.is_some());
     let sim = match (source, raw.sim) {
+        (SourceKind::Sim, None) if fleet_only => None,
         (SourceKind::Sim, None) => {
             return Err(ConfigError::new(
                 "sim",
@@ -718,6 +722,13 @@ mod tests {
             parse("[fleet]\nredis_url = \"redis://127.0.0.1:6379/0\"\nreplica = \"gw-a\"\n")
                 .unwrap();
         assert!(config.clusters.is_empty());
+        // It opens no GPU source, so `--source sim` needs no `[sim]`.
+        let fleet_only = "[fleet]\nredis_url = \"redis://127.0.0.1:6379/0\"\n";
+        let sim = Overrides {
+            source: Some(SourceKind::Sim),
+            ..Overrides::default()
+        };
+        assert!(Config::parse(fleet_only, sim).unwrap().sim.is_none());
         let fleet = config.fleet.unwrap();
         assert_eq!(fleet.replica, "gw-a");
         assert!(!fleet.cluster);

@@ -5,6 +5,7 @@
 pub mod envoy;
 pub mod flood;
 pub mod plugin;
+pub mod redis;
 pub mod sidecar;
 pub mod tap;
 pub mod tokens;

@@ -50,6 +50,7 @@ use sidecar::Sidecar;
 use fairgate_core::clock::Clock;
 use fairgate_core::config::{Config, TenantPolicy};
 use fairgate_core::fair_queue::SHARED_POOL;
+use fairgate_core::fleet::{FleetBooks, FleetMode, FleetPoller, FleetWatch};
 use fairgate_core::flow::{BodyChunk, BodyDone, Flow, CLAMPED_HEADER};
 use fairgate_core::headroom;
 use fairgate_core::hold::HeaderHold;
@@ -439,6 +440,29 @@ fn cache_seed(now_ms: u64) -> [u8; 16] {
     seed
 }
 
+/// The fleet poll's parts: this Envoy's name (`node.id`, else its boot id) and its
+/// boot id, drawn once per Envoy process.
+fn fleet_poller(
+    prefix: &str,
+    mode: FleetMode,
+    now_ms: u64,
+) -> Result<(FleetPoller, FleetWatch), String> {
+    let seed = cache_seed(now_ms);
+    let seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
+    let boot = FleetPoller::boot_id(&HostStore, prefix, seed).map_err(|e| e.to_string())?;
+    let node = hostcalls::get_property(vec!["node", "id"])
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter(|n| !n.is_empty());
+    let envoy = node.unwrap_or_else(|| format!("envoy-{boot}"));
+    let books = FleetBooks::new(prefix, mode);
+    Ok((
+        FleetPoller::new(books, envoy, boot),
+        FleetWatch::new(mode, now_ms),
+    ))
+}
+
 fn plugin_name() -> String {
     hostcalls::get_property(vec!["plugin_name"])
         .ok()
@@ -515,6 +539,17 @@ impl RootContext for FairgateRoot {
             );
         }
         let jwks_config = config.identity.jwt.as_ref().and_then(|j| j.jwks.clone());
+        let fleet = match config
+            .fleet_mode()
+            .map(|m| fleet_poller(&prefix, m, now_ms))
+        {
+            None => None,
+            Some(Ok(fleet)) => Some(fleet),
+            Some(Err(e)) => {
+                log(LogLevel::Critical, &format!("fairgate: fleet mode: {e}"));
+                return false;
+            }
+        };
         let gate = Gate::new(config, &prefix, cache_seed(now_ms));
         if let Err(e) = gate.prepare_budgets(&HostStore, now_ms) {
             log(LogLevel::Warn, &format!("fairgate: preparing budgets: {e}"));
@@ -526,7 +561,7 @@ impl RootContext for FairgateRoot {
                 return false;
             }
         };
-        let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm)));
+        let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm, fleet)));
         let jwks = jwks_config.map(|c| RefCell::new(JwksFetch::new(&prefix, c, vm)));
         let joined =
             pool_config.map(|p| Pools::join(&prefix, vm, p, gate.tenants(), &routing.shared));

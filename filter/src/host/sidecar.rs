@@ -10,7 +10,10 @@ use proxy_wasm::types::LogLevel;
 use super::{call_answer, log, log_at, HostStore};
 use fairgate_core::admission::Gauge;
 use fairgate_core::config::SidecarConfig;
+use fairgate_core::fleet::{state_gauge, FleetPoller, FleetWatch, FLEET_POLL_PATH};
 use fairgate_core::headroom::{PollClaim, Snapshot};
+use fairgate_core::metrics::{FLEET_REPLICAS_GAUGE, FLEET_STATE_GAUGE};
+
 use fairgate_core::host::Turns;
 use fairgate_core::store::{cas_update, SharedStore, Update};
 
@@ -30,11 +33,30 @@ pub struct Sidecar {
     fresh: bool,
     /// This VM's polls' failures and recoveries (to log the turns).
     turns: Turns,
+    /// Fleet mode: the poll carries the leases both ways (`fairgate_core::fleet`).
+    fleet: Option<Fleet>,
+}
+
+struct Fleet {
+    poller: FleetPoller,
+    watch: FleetWatch,
+    /// Whether this VM has polled (only a poller watches the fleet's state).
+    polled: bool,
 }
 
 impl Sidecar {
-    pub fn new(prefix: &str, config: SidecarConfig, vm: u32) -> Self {
+    pub fn new(
+        prefix: &str,
+        config: SidecarConfig,
+        vm: u32,
+        fleet: Option<(FleetPoller, FleetWatch)>,
+    ) -> Self {
         Self {
+            fleet: fleet.map(|(poller, watch)| Fleet {
+                poller,
+                watch,
+                polled: false,
+            }),
             config,
             claim_key: format!("{prefix}sidecar.claim"),
             snapshot_key: format!("{prefix}sidecar.snapshot"),
@@ -61,6 +83,17 @@ impl Sidecar {
         }
         self.refresh(now_ms);
         let mut gauges = vec![("fg_sidecar_fresh".to_string(), u64::from(self.fresh))];
+        if let Some(fleet) = self.fleet.as_mut().filter(|f| f.polled) {
+            if let Some((level, line)) = fleet.watch.turn(now_ms) {
+                log_at(level, &line);
+            }
+            let state = fleet.watch.state(now_ms);
+            gauges.push((FLEET_STATE_GAUGE.to_string(), state_gauge(state)));
+            gauges.push((
+                FLEET_REPLICAS_GAUGE.to_string(),
+                u64::from(fleet.watch.replicas()),
+            ));
+        }
         if let Some(s) = &self.snapshot {
             gauges.push(("fg_sidecar_snapshot_age_ms".to_string(), s.age_ms(now_ms)));
             for (name, c) in &s.clusters {
@@ -92,13 +125,40 @@ impl Sidecar {
         if !matches!(claimed, Ok(true)) {
             return;
         }
-        let headers = vec![
-            (":method", "GET"),
-            (":path", self.config.path.as_str()),
-            (":authority", "fairgate-sidecar"),
-        ];
         let timeout = Duration::from_millis(self.config.poll_ms.max(100));
-        match hostcalls::dispatch_http_call(&self.config.cluster, headers, None, vec![], timeout) {
+        let (headers, body) = match self.fleet.as_mut() {
+            None => (
+                vec![
+                    (":method", "GET"),
+                    (":path", self.config.path.as_str()),
+                    (":authority", "fairgate-sidecar"),
+                ],
+                None,
+            ),
+            Some(fleet) => {
+                fleet.polled = true;
+                match fleet.poller.poll_body(&HostStore, now_ms) {
+                    Ok(body) => (
+                        vec![
+                            (":method", "POST"),
+                            (":path", FLEET_POLL_PATH),
+                            (":authority", "fairgate-sidecar"),
+                            ("content-type", "application/json"),
+                        ],
+                        Some(body),
+                    ),
+                    Err(e) => return self.poll_result(Err(format!("fleet poll: {e}"))),
+                }
+            }
+        };
+        let sent = hostcalls::dispatch_http_call(
+            &self.config.cluster,
+            headers,
+            body.as_deref(),
+            vec![],
+            timeout,
+        );
+        match sent {
             Ok(token) => self.pending = Some(token),
             Err(status) => self.poll_result(Err(format!(
                 "cannot call cluster {}: {status:?}",
@@ -113,8 +173,13 @@ impl Sidecar {
             return;
         }
         self.pending = None;
+        let fleet = self.fleet.as_mut();
         let result = call_answer(body_size, MAX_ANSWER_BYTES).and_then(|body| {
             Snapshot::parse(&body, now_ms)?;
+            if let Some(fleet) = fleet {
+                let (state, replicas) = fleet.poller.apply_answer(&HostStore, &body, now_ms)?;
+                fleet.watch.answered(state, replicas, now_ms);
+            }
             HostStore
                 .set(
                     &self.snapshot_key,

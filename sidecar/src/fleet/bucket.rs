@@ -3,7 +3,9 @@
 //! refilled lazily from the time of its last change. A bucket never seen reads as
 //! full. Grants are whole units, debited before they are handed out, so over any
 //! window of t seconds the grants of the whole fleet sum to at most `rate × t +
-//! burst` (plus the debt they were charged, which is real use that already happened).
+//! burst` (plus the debt they were charged, which is real use that already happened),
+//! and since the refill stops at the burst less what the Envoys hold, what they
+//! spend in any window is bounded the same way.
 //! O(1) per bucket.
 
 use super::store::{BucketOp, BucketTake};
@@ -14,6 +16,10 @@ pub struct BucketState {
     pub level: f64,
     /// The store's clock, in ms, when `level` was last refilled.
     pub at_ms: u64,
+    /// Granted to Envoys and not yet reported spent or handed back: the refill stops
+    /// at `burst − held`, so that what the bucket holds and what the Envoys hold
+    /// together never pass the burst.
+    pub held: f64,
 }
 
 /// Applies `op` at `now_ms` to `state` (`None`: never seen, full); returns the new
@@ -23,22 +29,27 @@ pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (Bucket
     let BucketState {
         mut level,
         mut at_ms,
+        mut held,
     } = state.unwrap_or(BucketState {
         level: burst,
         at_ms: now_ms,
+        held: 0.0,
     });
     if now_ms > at_ms {
-        level = burst.min(level + (now_ms - at_ms) as f64 * rate / 1000.0);
+        level = (burst - held).min(level + (now_ms - at_ms) as f64 * rate / 1000.0);
         at_ms = now_ms;
     }
-    level = burst.min(level + op.give_back as f64) - op.debt as f64;
+    held = (held - op.spent as f64 - op.give_back as f64).max(0.0);
+    level = (burst - held).min(level + op.give_back as f64) - op.debt as f64;
     let granted = if op.want > 0 && level >= 1.0 {
         op.want.min(level.floor() as u64)
     } else {
         0
     };
     level -= granted as f64;
-    (BucketState { level, at_ms }, BucketTake { granted, level })
+    held += granted as f64;
+    let state = BucketState { level, at_ms, held };
+    (state, BucketTake { granted, level })
 }
 
 #[cfg(test)]
@@ -56,6 +67,7 @@ mod tests {
             want,
             debt,
             give_back,
+            spent: 0,
         }
     }
 
@@ -64,18 +76,43 @@ mod tests {
         let (state, take) = settle(None, &op(50, 0, 0), 1_000);
         assert_eq!(take.granted, 20);
         assert_eq!(state.level, 0.0);
+        // The 20 reported spent: the refill resumes.
+        let spent = BucketOp {
+            spent: 20,
+            ..op(0, 0, 0)
+        };
+        let (state, _) = settle(Some(state), &spent, 1_000);
         let (state, take) = settle(Some(state), &op(50, 0, 0), 1_150);
         assert_eq!(take.granted, 1, "1.5 refilled, one whole unit granted");
         assert!((state.level - 0.5).abs() < 1e-9);
     }
 
     #[test]
+    fn what_envoys_hold_counts_against_the_burst_until_spent_or_given_back() {
+        let (state, take) = settle(None, &op(8, 0, 0), 0);
+        assert_eq!((take.granted, state.level, state.held), (8, 12.0, 8.0));
+        // A minute later the bucket is full but for the 8 held.
+        let (state, _) = settle(Some(state), &op(0, 0, 0), 60_000);
+        assert_eq!(state.level, 12.0);
+        // 5 spent, 3 handed back: nothing held, 3 back in the bucket.
+        let spent = BucketOp {
+            spent: 5,
+            ..op(0, 0, 3)
+        };
+        let (state, _) = settle(Some(state), &spent, 60_000);
+        assert_eq!((state.level, state.held), (15.0, 0.0));
+        let (state, _) = settle(Some(state), &op(0, 0, 0), 120_000);
+        assert_eq!(state.level, 20.0);
+    }
+
+    #[test]
     fn refill_is_capped_at_the_burst_and_so_is_what_comes_back() {
         let (state, _) = settle(None, &op(5, 0, 0), 0);
         let (state, take) = settle(Some(state), &op(0, 0, 0), 60_000);
-        assert_eq!((state.level, take.granted), (20.0, 0));
+        assert_eq!((state.level, take.granted), (15.0, 0), "5 held");
+        // The 5 come back, and 2 more than were held: the level stops at the burst.
         let (state, _) = settle(Some(state), &op(0, 0, 7), 60_000);
-        assert_eq!(state.level, 20.0);
+        assert_eq!((state.level, state.held), (20.0, 0.0));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct LeaseBook {
     expires_ms: u64,
     /// Reported and not yet charged to, or handed back to, the store.
     pub owed_debt: u64,
+    /// Reported spent and not yet told to the store (which counts it held till then).
+    pub owed_spent: u64,
     pub to_return: u64,
 }
 
@@ -90,6 +92,7 @@ impl LeaseBook {
             last_report_ms: now_ms,
             expires_ms: 0,
             owed_debt: 0,
+            owed_spent: 0,
             to_return: 0,
         }
     }
@@ -116,6 +119,7 @@ impl LeaseBook {
             .held
             .saturating_sub(reported.spent.saturating_add(reported.expired));
         self.owed_debt = self.owed_debt.saturating_add(reported.debt);
+        self.owed_spent = self.owed_spent.saturating_add(reported.spent);
         self.to_return = self.to_return.saturating_add(reported.expired);
         let elapsed_ms = now_ms.saturating_sub(self.last_report_ms);
         if elapsed_ms > 0 {
@@ -160,12 +164,14 @@ impl LeaseBook {
             want,
             debt: self.owed_debt,
             give_back: self.to_return,
+            spent: self.owed_spent,
         }
     }
 
     /// The store applied `op` and granted `granted`.
     pub fn settled(&mut self, op: &BucketOp, granted: u64) {
         self.owed_debt = self.owed_debt.saturating_sub(op.debt);
+        self.owed_spent = self.owed_spent.saturating_sub(op.spent);
         self.to_return = self.to_return.saturating_sub(op.give_back);
         if granted > 0 {
             self.seq += 1;

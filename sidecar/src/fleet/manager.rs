@@ -57,6 +57,7 @@ struct Return {
     limit: BucketLimit,
     amount: u64,
     debt: u64,
+    spent: u64,
 }
 
 #[derive(Debug)]
@@ -103,13 +104,14 @@ impl EnvoyBook {
             .into_iter()
             .filter_map(|((tenant, kind), mut lease)| {
                 let amount = lease.abandon();
-                let debt = lease.owed_debt;
-                (amount > 0 || debt > 0).then_some(Return {
+                let (debt, spent) = (lease.owed_debt, lease.owed_spent);
+                (amount > 0 || debt > 0 || spent > 0).then_some(Return {
                     tenant,
                     kind,
                     limit: lease.limit,
                     amount,
                     debt,
+                    spent,
                 })
             })
             .collect()
@@ -212,7 +214,7 @@ impl<S: FleetStore> FleetManager<S> {
                 } else {
                     lease.want(report.demand, &reported, poll_ms, replicas)
                 };
-                if want > 0 || lease.owed_debt > 0 || lease.to_return > 0 {
+                if want > 0 || lease.owed_debt > 0 || lease.to_return > 0 || lease.owed_spent > 0 {
                     ops.push(lease.op(kind, want));
                 }
             }
@@ -395,6 +397,7 @@ impl<S: FleetStore> FleetManager<S> {
                     want: 0,
                     debt: r.debt,
                     give_back: r.amount,
+                    spent: r.spent,
                 })
                 .collect();
             if self.call(self.store.settle(&tenant, &ops)).await.is_ok() {

@@ -163,7 +163,8 @@ impl FleetStore for RedisStore {
                 .arg(op.limit.burst)
                 .arg(op.want)
                 .arg(op.debt)
-                .arg(op.give_back);
+                .arg(op.give_back)
+                .arg(op.spent);
         }
         let answer: Vec<(u64, String)> = self.invoke(&invocation).await?;
         if answer.len() != ops.len() {

@@ -221,6 +221,7 @@ async fn the_script_is_atomic_under_concurrent_takers() {
         want: 3,
         debt: 0,
         give_back: 0,
+        spent: 0,
     };
     let mut takers = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -264,6 +265,7 @@ async fn garbage_from_redis_is_an_outage() {
         want: 1,
         debt: 0,
         give_back: 0,
+        spent: 0,
     };
     let error = store(&server).settle(TENANT, &[op]).await.unwrap_err();
     assert!(matches!(error, StoreError::Garbage(_)), "{error:?}");
@@ -288,6 +290,7 @@ async fn on_a_redis_cluster_each_tenant_settles_in_its_own_slot() {
         want: 4,
         debt: 0,
         give_back: 0,
+        spent: 0,
     });
     // Tenants whose keys land on different nodes; both kinds in one script call.
     for tenant in ["acme", "globex", "initech", "umbrella", "hooli"] {

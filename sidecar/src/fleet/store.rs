@@ -23,6 +23,8 @@ pub struct BucketOp {
     pub want: u64,
     pub debt: u64,
     pub give_back: u64,
+    /// Spent from grants since the last settle: no longer held by any Envoy.
+    pub spent: u64,
 }
 
 /// What a bucket gave.

@@ -6,6 +6,7 @@
 mod admission;
 mod budgets;
 mod config;
+mod fleet;
 mod identity;
 mod isolation;
 mod jwks;
