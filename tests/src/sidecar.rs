@@ -1,4 +1,5 @@
-//! The real `fairgate-sidecar` binary (`target/debug`, built by `scripts/test.sh`)
+//! The real `fairgate-sidecar` binary (`target/debug`, built by `scripts/test.sh`, or
+//! `FAIRGATE_SIDECAR_BIN`)
 //! on a free port of 127.0.0.1, in `sim` mode; killed on drop.
 
 use std::io::{BufRead, BufReader};
@@ -21,7 +22,10 @@ impl Sidecar {
 
     /// Starts it on `listen` (to restart one on the address Envoy knows).
     pub fn start_on(config: &str, listen: &str) -> Sidecar {
-        let bin = repo_root().join("target/debug/fairgate-sidecar");
+        // FAIRGATE_SIDECAR_BIN: another build (the benchmarks use the release one).
+        let bin = std::env::var_os("FAIRGATE_SIDECAR_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target/debug/fairgate-sidecar"));
         assert!(
             bin.exists(),
             "{} is missing: cargo build -p fairgate-sidecar",
@@ -56,6 +60,11 @@ impl Sidecar {
             _dir: dir,
             addr,
         }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops it now (to make its snapshot go stale).

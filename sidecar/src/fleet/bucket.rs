@@ -11,7 +11,7 @@
 use super::store::{BucketOp, BucketTake};
 
 /// The stored state of one bucket.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BucketState {
     pub level: f64,
     /// The store's clock, in ms, when `level` was last refilled.
@@ -20,6 +20,8 @@ pub struct BucketState {
     /// at `burst − held`, so that what the bucket holds and what the Envoys hold
     /// together never pass the burst.
     pub held: f64,
+    /// What each Envoy asked for and did not get, and when (`asker`, `unmet`, `at_ms`).
+    pub asks: Vec<(u64, u64, u64)>,
 }
 
 /// Applies `op` at `now_ms` to `state` (`None`: never seen, full); returns the new
@@ -30,10 +32,12 @@ pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (Bucket
         mut level,
         mut at_ms,
         mut held,
+        mut asks,
     } = state.unwrap_or(BucketState {
         level: burst,
         at_ms: now_ms,
         held: 0.0,
+        asks: Vec::new(),
     });
     if now_ms > at_ms {
         level = (burst - held).min(level + (now_ms - at_ms) as f64 * rate / 1000.0);
@@ -41,14 +45,31 @@ pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (Bucket
     }
     held = (held - op.spent as f64 - op.give_back as f64).max(0.0);
     level = (burst - held).min(level + op.give_back as f64) - op.debt as f64;
+    asks.retain(|&(asker, _, at)| asker != op.asker && now_ms.saturating_sub(at) <= op.fresh_ms);
+    let others: u64 = asks.iter().map(|&(_, unmet, _)| unmet).sum();
     let granted = if op.want > 0 && level >= 1.0 {
-        op.want.min(level.floor() as u64)
+        let all = level.floor() as u64;
+        let asked = op.want.saturating_add(others);
+        let share = if asked <= all {
+            op.want
+        } else {
+            ((level * op.want as f64 / asked as f64).floor() as u64).max(1)
+        };
+        op.want.min(share).min(all)
     } else {
         0
     };
     level -= granted as f64;
     held += granted as f64;
-    let state = BucketState { level, at_ms, held };
+    if op.asker != 0 && op.want > granted {
+        asks.push((op.asker, op.want - granted, now_ms));
+    }
+    let state = BucketState {
+        level,
+        at_ms,
+        held,
+        asks,
+    };
     (state, BucketTake { granted, level })
 }
 
@@ -68,6 +89,8 @@ mod tests {
             debt,
             give_back,
             spent: 0,
+            asker: 1,
+            fresh_ms: 1_000,
         }
     }
 
@@ -103,6 +126,31 @@ mod tests {
         assert_eq!((state.level, state.held), (15.0, 0.0));
         let (state, _) = settle(Some(state), &op(0, 0, 0), 120_000);
         assert_eq!(state.level, 20.0);
+    }
+
+    #[test]
+    fn a_contended_bucket_is_shared_in_proportion_to_what_each_envoy_asks() {
+        // Empty, then 10 refilled; Envoy 1 asked for 15 and got nothing.
+        let (state, _) = settle(None, &op(20, 0, 0), 0);
+        let spent = BucketOp {
+            spent: 20,
+            ..op(15, 0, 0)
+        };
+        let (state, take) = settle(Some(state), &spent, 0);
+        assert_eq!((take.granted, state.asks.clone()), (0, vec![(1, 15, 0)]));
+        // Envoy 2 asks for 5 of the 10 there: 5 of 20 asked, a quarter.
+        let second = BucketOp {
+            asker: 2,
+            ..op(5, 0, 0)
+        };
+        let (state, take) = settle(Some(state), &second, 1_000);
+        assert_eq!(take.granted, 2);
+        // Envoy 1 comes back for its 15: its share of the 8 left, 15 of 18.
+        let (state, take) = settle(Some(state), &op(15, 0, 0), 1_000);
+        assert_eq!(take.granted, 6);
+        // An ask older than fresh_ms no longer counts: all there is, up to the want.
+        let (_, take) = settle(Some(state), &second, 3_000);
+        assert_eq!(take.granted, 5);
     }
 
     #[test]

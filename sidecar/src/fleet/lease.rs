@@ -156,9 +156,12 @@ impl LeaseBook {
         target.saturating_sub(self.held)
     }
 
-    /// The store operation that takes `want` and settles what is owed.
-    pub fn op(&self, kind: BudgetKind, want: u64) -> BucketOp {
+    /// The store operation that takes `want` for `asker` (see [`BucketOp`]) and
+    /// settles what is owed.
+    pub fn op(&self, kind: BudgetKind, want: u64, asker: u64, fresh_ms: u64) -> BucketOp {
         BucketOp {
+            asker,
+            fresh_ms,
             kind,
             limit: self.limit,
             want,
@@ -234,7 +237,7 @@ mod tests {
 
     /// Grants `want` at once, as a store with plenty would.
     fn grant_all(book: &mut LeaseBook, want: u64) {
-        let op = book.op(BudgetKind::Requests, want);
+        let op = book.op(BudgetKind::Requests, want, 1, 1_000);
         book.settled(&op, want);
     }
 
@@ -333,7 +336,7 @@ mod tests {
         book.report(&report, 200);
         assert_eq!(book.held(), 5);
         assert_eq!((book.owed_debt, book.to_return), (40, 2));
-        let op = book.op(BudgetKind::Tokens, 0);
+        let op = book.op(BudgetKind::Tokens, 0, 1, 1_000);
         book.settled(&op, 0);
         assert_eq!((book.owed_debt, book.to_return), (0, 0));
         assert_eq!(book.abandon(), 5);

@@ -193,6 +193,7 @@ impl<S: FleetStore> FleetManager<S> {
             (health.store_up, health.replicas, health.draining)
         };
 
+        let asker = asker_id(&poll.envoy);
         let mut asks: Vec<(&str, Vec<BucketOp>)> = Vec::new();
         for (tenant, report) in &poll.tenants {
             let mut ops = Vec::new();
@@ -215,7 +216,7 @@ impl<S: FleetStore> FleetManager<S> {
                     lease.want(report.demand, &reported, poll_ms, replicas)
                 };
                 if want > 0 || lease.owed_debt > 0 || lease.to_return > 0 || lease.owed_spent > 0 {
-                    ops.push(lease.op(kind, want));
+                    ops.push(lease.op(kind, want, asker, 2 * poll_ms));
                 }
             }
             if !ops.is_empty() {
@@ -398,6 +399,8 @@ impl<S: FleetStore> FleetManager<S> {
                     debt: r.debt,
                     give_back: r.amount,
                     spent: r.spent,
+                    asker: 0,
+                    fresh_ms: 0,
                 })
                 .collect();
             if self.call(self.store.settle(&tenant, &ops)).await.is_ok() {
@@ -451,6 +454,17 @@ impl<S: FleetStore> FleetManager<S> {
     fn envoys(&self) -> MutexGuard<'_, HashMap<String, SharedBook>> {
         self.envoys.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// An Envoy's name as the store's buckets know it: FNV-1a, stable across sidecars and
+/// releases, never 0 (which means nobody).
+fn asker_id(envoy: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in envoy.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
 }
 
 #[cfg(test)]

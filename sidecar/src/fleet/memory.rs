@@ -83,7 +83,7 @@ impl FleetStore for MemoryStore {
         let mut takes = Vec::with_capacity(ops.len());
         for op in ops {
             let key = (tenant.to_string(), op.kind);
-            let (state, take) = bucket::settle(inner.buckets.get(&key).copied(), op, now);
+            let (state, take) = bucket::settle(inner.buckets.get(&key).cloned(), op, now);
             inner.buckets.insert(key, state);
             takes.push(take);
         }

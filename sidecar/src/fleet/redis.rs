@@ -164,7 +164,9 @@ impl FleetStore for RedisStore {
                 .arg(op.want)
                 .arg(op.debt)
                 .arg(op.give_back)
-                .arg(op.spent);
+                .arg(op.spent)
+                .arg(op.asker.to_string())
+                .arg(op.fresh_ms);
         }
         let answer: Vec<(u64, String)> = self.invoke(&invocation).await?;
         if answer.len() != ops.len() {

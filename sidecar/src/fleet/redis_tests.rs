@@ -222,6 +222,8 @@ async fn the_script_is_atomic_under_concurrent_takers() {
         debt: 0,
         give_back: 0,
         spent: 0,
+        asker: 0,
+        fresh_ms: 0,
     };
     let mut takers = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -266,6 +268,8 @@ async fn garbage_from_redis_is_an_outage() {
         debt: 0,
         give_back: 0,
         spent: 0,
+        asker: 0,
+        fresh_ms: 0,
     };
     let error = store(&server).settle(TENANT, &[op]).await.unwrap_err();
     assert!(matches!(error, StoreError::Garbage(_)), "{error:?}");
@@ -291,6 +295,8 @@ async fn on_a_redis_cluster_each_tenant_settles_in_its_own_slot() {
         debt: 0,
         give_back: 0,
         spent: 0,
+        asker: 0,
+        fresh_ms: 0,
     });
     // Tenants whose keys land on different nodes; both kinds in one script call.
     for tenant in ["acme", "globex", "initech", "umbrella", "hooli"] {

@@ -3,14 +3,16 @@
 --
 -- KEYS[i]: the hash of one bucket, {level, at, held}; every key of a call carries the
 -- tenant's {hash tag}, so on a Redis Cluster they share a slot.
--- ARGV[6i-5 .. 6i]: that bucket's rate (per second), burst, want, debt, give_back,
--- spent.
+-- ARGV[8i-7 .. 8i]: that bucket's rate (per second), burst, want, debt, give_back,
+-- spent, asker (the asking Envoy's id, "0" for none) and fresh_ms.
 --
 -- Per bucket, as sidecar/src/fleet/bucket.rs: refill by rate × elapsed up to the
 -- burst less what Envoys hold (a missing bucket is full, nothing held); what was spent
 -- or handed back is held no more; add back give_back; charge the debt (the level may
 -- go below zero: the refill pays it off); then grant up to `want` whole units of what
--- is there, debited before the grant leaves and held from then on. The key expires
+-- is there, debited before the grant leaves and held from then on: all of it while
+-- the level covers every Envoy's ask, else this ask's share of the level among the
+-- unmet asks of the last fresh_ms (fields "ask:<asker>" = "unmet:at"), at least one. The key expires
 -- once it would have refilled with nothing held (an hour while something is held, so
 -- a sidecar lost with its holdings costs the fleet that share for an hour at most),
 -- since a missing bucket reads as full.
@@ -19,11 +21,11 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local out = {}
 for i, key in ipairs(KEYS) do
-  local a = 6 * (i - 1)
+  local a = 8 * (i - 1)
   local rate, burst = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local want, debt, give = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local spent = tonumber(ARGV[a + 6])
-  if not (rate and burst and want and debt and give and spent)
+  local spent, asker, fresh = tonumber(ARGV[a + 6]), ARGV[a + 7], tonumber(ARGV[a + 8])
+  if not (rate and burst and want and debt and give and spent and asker and fresh)
       or rate < 0 or burst < 1 or want < 0 or debt < 0 or give < 0 or spent < 0 then
     return redis.error_reply('ERR fairgate: bad bucket arguments for ' .. key)
   end
@@ -41,12 +43,33 @@ for i, key in ipairs(KEYS) do
   end
   held = math.max(0, held - spent - give)
   level = math.min(burst - held, level + give) - debt
+  local others = 0
+  local fields = redis.call('HGETALL', key)
+  for j = 1, #fields, 2 do
+    local who = string.match(fields[j], '^ask:(.+)$')
+    if who then
+      local unmet, since = string.match(fields[j + 1], '^(%d+):(%d+)$')
+      if who == asker or not unmet or now - tonumber(since) > fresh then
+        redis.call('HDEL', key, fields[j])
+      else
+        others = others + tonumber(unmet)
+      end
+    end
+  end
   local granted = 0
   if want > 0 and level >= 1 then
-    granted = math.min(want, math.floor(level))
+    local all = math.floor(level)
+    local share = want
+    if want + others > all then
+      share = math.max(1, math.floor(level * want / (want + others)))
+    end
+    granted = math.min(want, share, all)
   end
   level = level - granted
   held = held + granted
+  if asker ~= '0' and want > granted then
+    redis.call('HSET', key, 'ask:' .. asker, string.format('%d:%d', want - granted, now))
+  end
   redis.call('HSET', key, 'level', tostring(level), 'at', string.format('%d', at),
     'held', tostring(held))
   if held > 0 then

@@ -15,7 +15,11 @@ use fairgate_wire::fleet::{BucketLimit, BudgetKind};
 /// What to do to one bucket of a tenant, in this order: refill it on the store's
 /// clock, add back `give_back` (grants returned unspent, capped at the burst), charge
 /// `debt` (the level may fall below zero; the refill pays it off), then take up to
-/// `want` whole units of what is there.
+/// `want` whole units of what is there: all of it while the bucket has enough for
+/// every Envoy asking, else the share of the level that `want` is of what all of them
+/// asked for within `fresh_ms` (at least one unit), so that Envoys asking at
+/// different moments of a poll period share a contended budget in proportion to
+/// their demand instead of the earliest taking it all.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BucketOp {
     pub kind: BudgetKind,
@@ -25,6 +29,10 @@ pub struct BucketOp {
     pub give_back: u64,
     /// Spent from grants since the last settle: no longer held by any Envoy.
     pub spent: u64,
+    /// Who asks (a hash of the Envoy's name; 0: nobody, a hand-back).
+    pub asker: u64,
+    /// How long another Envoy's unmet ask counts (about two of its poll periods).
+    pub fresh_ms: u64,
 }
 
 /// What a bucket gave.
