@@ -12,14 +12,18 @@
 #   --dev               build the native programs with the dev profile (faster build)
 #   --host wasm|module  fairgate as the proxy-wasm filter (envoy/envoy.yaml, default)
 #                       or the native dynamic module (envoy/envoy-module.yaml)
+#   --replicas N        fleet mode instead (2 to 8): a Redis, N Envoys each with its own
+#                       sidecar, and one tenant's budget held across all of them
 # Ports (env): DEMO_PORT_GATEWAY 10000, DEMO_PORT_ADMIN 9901, DEMO_PORT_POOL_A 18001,
-# DEMO_PORT_POOL_B 18002, DEMO_PORT_ACME 18003, DEMO_PORT_SIDECAR 9090.
+# DEMO_PORT_POOL_B 18002, DEMO_PORT_ACME 18003, DEMO_PORT_SIDECAR 9090,
+# DEMO_PORT_REDIS 16379; with --replicas, Envoy i (from 0) adds i to the gateway, admin
+# and sidecar ports.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-DURATION=30 JSON="" WAIT=1 PROFILE=release HOST=wasm
+DURATION=30 JSON="" WAIT=1 PROFILE=release HOST=wasm REPLICAS=1
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
@@ -27,10 +31,12 @@ while [ $# -gt 0 ]; do
     --no-wait) WAIT=0; shift ;;
     --dev) PROFILE=dev; shift ;;
     --host) HOST=${2:?--host needs wasm or module}; shift 2 ;;
-    *) echo "usage: $0 [--duration SECONDS] [--json FILE] [--no-wait] [--dev] [--host wasm|module]" >&2; exit 2 ;;
+    --replicas) REPLICAS=${2:?--replicas needs a number}; shift 2 ;;
+    *) echo "usage: $0 [--duration SECONDS] [--json FILE] [--no-wait] [--dev] [--host wasm|module] [--replicas N]" >&2; exit 2 ;;
   esac
 done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 5 ]] || { echo "--duration: whole seconds, at least 5" >&2; exit 2; }
+[[ $REPLICAS =~ ^[1-8]$ ]] || { echo "--replicas: 1 to 8" >&2; exit 2; }
 case $HOST in
   wasm) ENVOY_CONFIG=envoy/envoy.yaml METRIC_PREFIX="" ;;
   module) ENVOY_CONFIG=envoy/envoy-module.yaml METRIC_PREFIX=envoy_dynamicmodulescustom_ ;;
@@ -45,6 +51,7 @@ POOL_A_PORT=${DEMO_PORT_POOL_A:-18001}
 POOL_B_PORT=${DEMO_PORT_POOL_B:-18002}
 ACME_PORT=${DEMO_PORT_ACME:-18003}
 SIDECAR_PORT=${DEMO_PORT_SIDECAR:-9090}
+REDIS_PORT=${DEMO_PORT_REDIS:-16379}
 GATEWAY=http://127.0.0.1:$GATEWAY_PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 SIDECAR=http://127.0.0.1:$SIDECAR_PORT
@@ -60,7 +67,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in "$GATEWAY_PORT" "$ADMIN_PORT" "$POOL_A_PORT" "$POOL_B_PORT" "$ACME_PORT" "$SIDECAR_PORT"; do
+PORTS=("$POOL_A_PORT" "$POOL_B_PORT" "$ACME_PORT")
+for ((i = 0; i < REPLICAS; i++)); do
+  PORTS+=($((GATEWAY_PORT + i)) $((ADMIN_PORT + i)) $((SIDECAR_PORT + i)))
+done
+[ "$REPLICAS" -gt 1 ] && PORTS+=("$REDIS_PORT")
+for port in "${PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use; stop what listens there first (or set DEMO_PORT_*)" >&2
     exit 1
@@ -77,6 +89,7 @@ if [ "$HOST" = module ]; then
 else
   build_filter
 fi
+[ "$REPLICAS" -gt 1 ] && ensure_redis
 cargo build --quiet --profile "$PROFILE" -p fairgate-mock -p fairgate-sidecar -p fairgate-loadgen
 BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo release)
 LOADGEN=$BIN/fairgate-loadgen
@@ -102,7 +115,7 @@ wait_for() {
   exit 1
 }
 
-say "start the model servers (4 GPU slots each) and the GPU sidecar"
+say "start the model servers (4 GPU slots each)"
 for spec in "pool_a $POOL_A_PORT" "pool_b $POOL_B_PORT" "acme_dedicated $ACME_PORT"; do
   read -r name port <<<"$spec"
   "$BIN/fairgate-mock" --listen "127.0.0.1:$port" --name "$name" --slots 4 \
@@ -110,14 +123,21 @@ for spec in "pool_a $POOL_A_PORT" "pool_b $POOL_B_PORT" "acme_dedicated $ACME_PO
   PIDS+=($!)
   echo "  $name: fairgate-mock on 127.0.0.1:$port"
 done
-"$BIN/fairgate-sidecar" --config "$RUN_DIR/sidecar.toml" --source sim \
-  --listen "127.0.0.1:$SIDECAR_PORT" >"$RUN_DIR/sidecar.log" 2>&1 &
-PIDS+=($!)
-echo "  fairgate-sidecar (simulated GPUs, scraping the model servers) on 127.0.0.1:$SIDECAR_PORT"
 for spec in "pool_a $POOL_A_PORT" "pool_b $POOL_B_PORT" "acme_dedicated $ACME_PORT"; do
   read -r name port <<<"$spec"
   wait_for "http://127.0.0.1:$port/metrics" "fairgate-mock $name" "$RUN_DIR/mock-$name.log"
 done
+
+if [ "$REPLICAS" -gt 1 ]; then
+  # shellcheck source=scripts/demo-fleet.sh
+  source scripts/demo-fleet.sh
+  exit 0
+fi
+
+"$BIN/fairgate-sidecar" --config "$RUN_DIR/sidecar.toml" --source sim \
+  --listen "127.0.0.1:$SIDECAR_PORT" >"$RUN_DIR/sidecar.log" 2>&1 &
+PIDS+=($!)
+echo "  fairgate-sidecar (simulated GPUs, scraping the model servers) on 127.0.0.1:$SIDECAR_PORT"
 wait_for "$SIDECAR/healthz" fairgate-sidecar "$RUN_DIR/sidecar.log"
 
 start_envoy() { # start_envoy CONFIG

@@ -68,3 +68,4 @@ scripts/wasm-unit-tests.sh
 say "the demo, short: fairness off then on, and its fairness claims, on each host"
 scripts/demo-test.sh
 DEMO_TEST_HOST=module scripts/demo-test.sh
+DEMO_TEST_REPLICAS=2 DEMO_TEST_DURATION=8 scripts/demo-test.sh

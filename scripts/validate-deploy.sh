@@ -89,6 +89,13 @@ print(s.server_port, flush=True)
 s.serve_forever()' >"$tmp/vllm.port" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$tmp/vllm.port" ] && break; sleep 0.1; done
+# Fleet mode's per-tenant series appear once a poll has been granted, reported
+# expired and handed back: a redis-server for that.
+ensure_redis
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
 cat >"$tmp/metrics-sidecar.toml" <<EOF
 source = "sim"
 poll_ms = 100
@@ -99,6 +106,9 @@ curve = [{ t_s = 0, utilization = 0.5, memory_used = 0.5 }]
 gpus = [0]
 endpoints = ["http://127.0.0.1:$(cat "$tmp/vllm.port")/metrics"]
 base_capacity = 8
+# Fleet mode's series too, on a real Redis (below).
+[fleet]
+redis_url = "redis://127.0.0.1:$redis_port/0"
 EOF
 "$SIDECAR_BIN" --config "$tmp/metrics-sidecar.toml" --listen 127.0.0.1:0 >"$tmp/sidecar.log" 2>&1 &
 pids+=($!)
@@ -113,6 +123,12 @@ for _ in $(seq 100); do
 done
 grep -q '^fairgate_cluster_requests_waiting' <<<"$metrics" ||
   { echo "the sidecar did not export its model-server series:" >&2; cat "$tmp/sidecar.log" >&2; exit 1; }
+limits='"limits": {"requests_per_second": 10, "request_burst": 10}, "demand": true'
+for report in '{}' '{"spent": 0, "expired": 1, "applied": 1}' '{"spent": 0, "expired": 1, "applied": 1}'; do
+  curl -fsS -o /dev/null "http://$addr/v1/fleet/poll" -H 'content-type: application/json' \
+    -d "{\"envoy\": \"check\", \"boot\": \"b\", \"poll_ms\": 100, \"tenants\": {\"t\": {$limits, \"requests\": $report}}}"
+done
+metrics=$(curl -fsS "http://$addr/metrics")
 {
   grep -v '^#' <<<"$metrics" | sed 's/[{ ].*//'
   grep '^# TYPE' <<<"$metrics" | cut -d' ' -f3

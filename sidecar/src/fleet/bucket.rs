@@ -20,8 +20,9 @@ pub struct BucketState {
     /// at `burst − held`, so that what the bucket holds and what the Envoys hold
     /// together never pass the burst.
     pub held: f64,
-    /// What each Envoy asked for and did not get, and when (`asker`, `unmet`, `at_ms`).
-    pub asks: Vec<(u64, u64, u64)>,
+    /// What each Envoy asked for and did not get: `(asker, unmet, at_ms, since_ms)`,
+    /// `since_ms` when it was last granted anything (or first asked).
+    pub asks: Vec<(u64, u64, u64, u64)>,
 }
 
 /// Applies `op` at `now_ms` to `state` (`None`: never seen, full); returns the new
@@ -45,15 +46,27 @@ pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (Bucket
     }
     held = (held - op.spent as f64 - op.give_back as f64).max(0.0);
     level = (burst - held).min(level + op.give_back as f64) - op.debt as f64;
-    asks.retain(|&(asker, _, at)| asker != op.asker && now_ms.saturating_sub(at) <= op.fresh_ms);
-    let others: u64 = asks.iter().map(|&(_, unmet, _)| unmet).sum();
+    asks.retain(|&(_, _, at, _)| now_ms.saturating_sub(at) <= op.fresh_ms);
+    let since = asks
+        .iter()
+        .find(|a| a.0 == op.asker)
+        .map_or(now_ms, |a| a.3);
+    asks.retain(|a| a.0 != op.asker);
+    let others: u64 = asks.iter().map(|a| a.1).sum();
     let granted = if op.want > 0 && level >= 1.0 {
         let all = level.floor() as u64;
         let asked = op.want.saturating_add(others);
         let share = if asked <= all {
             op.want
         } else {
-            ((level * op.want as f64 / asked as f64).floor() as u64).max(1)
+            // Less than one unit each: the unit goes to whoever has waited longest.
+            let share = (level * op.want as f64 / asked as f64).floor() as u64;
+            let longest = asks.iter().all(|a| since <= a.3);
+            if share == 0 && longest {
+                1
+            } else {
+                share
+            }
         };
         op.want.min(share).min(all)
     } else {
@@ -62,7 +75,8 @@ pub fn settle(state: Option<BucketState>, op: &BucketOp, now_ms: u64) -> (Bucket
     level -= granted as f64;
     held += granted as f64;
     if op.asker != 0 && op.want > granted {
-        asks.push((op.asker, op.want - granted, now_ms));
+        let since = if granted > 0 { now_ms } else { since };
+        asks.push((op.asker, op.want - granted, now_ms, since));
     }
     let state = BucketState {
         level,
@@ -137,7 +151,7 @@ mod tests {
             ..op(15, 0, 0)
         };
         let (state, take) = settle(Some(state), &spent, 0);
-        assert_eq!((take.granted, state.asks.clone()), (0, vec![(1, 15, 0)]));
+        assert_eq!((take.granted, state.asks.clone()), (0, vec![(1, 15, 0, 0)]));
         // Envoy 2 asks for 5 of the 10 there: 5 of 20 asked, a quarter.
         let second = BucketOp {
             asker: 2,
@@ -151,6 +165,40 @@ mod tests {
         // An ask older than fresh_ms no longer counts: all there is, up to the want.
         let (_, take) = settle(Some(state), &second, 3_000);
         assert_eq!(take.granted, 5);
+    }
+
+    #[test]
+    fn under_one_unit_each_the_unit_goes_to_who_waited_longest() {
+        let slow = |asker| BucketOp {
+            asker,
+            limit: BucketLimit {
+                rate: 1.0,
+                burst: 20.0,
+            },
+            ..op(1, 0, 0)
+        };
+        // Empty bucket, nothing held: both ask for one; 1 refills each second.
+        let (mut state, _) = settle(
+            None,
+            &BucketOp {
+                spent: 0,
+                ..op(20, 0, 0)
+            },
+            0,
+        );
+        state.held = 0.0;
+        let (mut state, _) = settle(Some(state), &slow(1), 0);
+        let mut got = [0u64; 3];
+        for t in 0..10u64 {
+            // Envoy 1 always asks first after the refill, Envoy 2 just after.
+            for asker in [1, 2] {
+                let (next, take) = settle(Some(state), &slow(asker), 1_000 * (t + 1) + asker);
+                got[asker as usize] += take.granted;
+                state = next;
+                state.held = 0.0;
+            }
+        }
+        assert!(got[1].abs_diff(got[2]) <= 1, "{got:?}");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 -- go below zero: the refill pays it off); then grant up to `want` whole units of what
 -- is there, debited before the grant leaves and held from then on: all of it while
 -- the level covers every Envoy's ask, else this ask's share of the level among the
--- unmet asks of the last fresh_ms (fields "ask:<asker>" = "unmet:at"), at least one. The key expires
+-- unmet asks of the last fresh_ms (fields "ask:<asker>" = "unmet:at:since", since:
+-- when it was last granted anything); where that is under one unit each, the unit
+-- goes to the asker that has waited longest. The key expires
 -- once it would have refilled with nothing held (an hour while something is held, so
 -- a sidecar lost with its holdings costs the fleet that share for an hour at most),
 -- since a missing bucket reads as full.
@@ -43,16 +45,23 @@ for i, key in ipairs(KEYS) do
   end
   held = math.max(0, held - spent - give)
   level = math.min(burst - held, level + give) - debt
-  local others = 0
+  local others, mine = 0, now
+  local oldest = nil
   local fields = redis.call('HGETALL', key)
   for j = 1, #fields, 2 do
     local who = string.match(fields[j], '^ask:(.+)$')
     if who then
-      local unmet, since = string.match(fields[j + 1], '^(%d+):(%d+)$')
-      if who == asker or not unmet or now - tonumber(since) > fresh then
+      local unmet, at, since = string.match(fields[j + 1], '^(%d+):(%d+):(%d+)$')
+      if not unmet or now - tonumber(at) > fresh then
+        redis.call('HDEL', key, fields[j])
+      elseif who == asker then
+        mine = tonumber(since)
         redis.call('HDEL', key, fields[j])
       else
         others = others + tonumber(unmet)
+        if oldest == nil or tonumber(since) < oldest then
+          oldest = tonumber(since)
+        end
       end
     end
   end
@@ -61,14 +70,22 @@ for i, key in ipairs(KEYS) do
     local all = math.floor(level)
     local share = want
     if want + others > all then
-      share = math.max(1, math.floor(level * want / (want + others)))
+      -- Less than one unit each: the unit goes to whoever has waited longest.
+      share = math.floor(level * want / (want + others))
+      if share == 0 and (oldest == nil or mine <= oldest) then
+        share = 1
+      end
     end
     granted = math.min(want, share, all)
   end
   level = level - granted
   held = held + granted
   if asker ~= '0' and want > granted then
-    redis.call('HSET', key, 'ask:' .. asker, string.format('%d:%d', want - granted, now))
+    if granted > 0 then
+      mine = now
+    end
+    redis.call('HSET', key, 'ask:' .. asker,
+      string.format('%d:%d:%d', want - granted, now, mine))
   end
   redis.call('HSET', key, 'level', tostring(level), 'at', string.format('%d', at),
     'held', tostring(held))

@@ -17,9 +17,10 @@ use fairgate_wire::fleet::{BucketLimit, BudgetKind};
 /// `debt` (the level may fall below zero; the refill pays it off), then take up to
 /// `want` whole units of what is there: all of it while the bucket has enough for
 /// every Envoy asking, else the share of the level that `want` is of what all of them
-/// asked for within `fresh_ms` (at least one unit), so that Envoys asking at
-/// different moments of a poll period share a contended budget in proportion to
-/// their demand instead of the earliest taking it all.
+/// asked for within `fresh_ms` (where that is under one unit, one unit to the Envoy
+/// that has waited longest), so that Envoys asking at different moments of a poll
+/// period share a contended budget in proportion to their demand instead of the
+/// earliest taking it all.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BucketOp {
     pub kind: BudgetKind,
