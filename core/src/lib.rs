@@ -44,6 +44,7 @@ pub mod jwt;
 pub mod llm;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy_claim;
 pub mod response;
 pub mod store;
 pub mod token_cache;

@@ -13,7 +13,7 @@ use crate::accounting::Accountant;
 use crate::bucket::Take;
 use crate::budget::{lease_size, BudgetKind, Budgets, Leases};
 use crate::clock::Clock;
-use crate::config::{Config, Tenants};
+use crate::config::{Config, TenantPolicy, Tenants};
 use crate::identity::{IdentityError, RequestHeaders, TenantIdentifier};
 use crate::metrics::Decision;
 use crate::response::{self, LocalReply};
@@ -25,8 +25,11 @@ pub enum Verdict {
     /// Forward it; write `tenant` into the forward header.
     Forward {
         tenant: Rc<str>,
-        /// The metrics label (the default policy's name for unlisted tenants).
+        /// The metrics label (the default policy's name for unlisted tenants, the
+        /// claim label for a policy from the token).
         label: Rc<str>,
+        /// The policy the request is held to (routing, admission, accounting).
+        policy: Rc<TenantPolicy>,
         decision: Decision,
         /// Set when a budget could not be consulted: the request is let through.
         store_error: Option<StoreError>,
@@ -56,7 +59,7 @@ impl Gate {
     pub fn new(config: Config, key_prefix: &str, cache_seed: [u8; 16]) -> Self {
         let forward_header = config.identity.forward_header.clone();
         Self {
-            identifier: TenantIdentifier::new(config.identity, cache_seed),
+            identifier: TenantIdentifier::new(config.identity, &config.tenants, cache_seed),
             tenants: config.tenants,
             budgets: Budgets::new(key_prefix),
             forward_header,
@@ -148,8 +151,8 @@ impl Gate {
         // Identity and a lease need no more than a recent reading; the shared
         // bucket, when it is reached, gets the clock's own.
         let recent_ms = clock.recent_ms();
-        let tenant = match self.identifier.identify(headers, recent_ms / 1000) {
-            Ok(tenant) => tenant,
+        let (tenant, claimed) = match self.identifier.identify(headers, recent_ms / 1000) {
+            Ok(identity) => (identity.tenant, identity.claimed),
             Err(e) => {
                 let reply = match e {
                     IdentityError::Missing(reason) => response::missing_tenant(&reason),
@@ -162,25 +165,28 @@ impl Gate {
                 };
             }
         };
-        let Some(resolved) = self.tenants.resolve_tenant(&tenant) else {
+        let Some(resolved) = self.tenants.resolve(&tenant, claimed.as_ref()) else {
             return Verdict::Reject {
                 reply: response::unknown_tenant(&tenant),
                 label: None,
                 decision: Decision::UnknownTenant,
             };
         };
-        let label = resolved.label.clone();
+        let (label, policy) = (resolved.label.clone(), resolved.policy.clone());
+        // A claimed policy is not known on the tick that gives leases back: no lease.
+        let leased = claimed.is_none() || self.tenants.by_name.contains_key(&tenant);
         let mut store_error = None;
-        if let Some(limit) = resolved.policy.requests.as_ref() {
-            if self.leases.take(&tenant, recent_ms) {
+        if let Some(limit) = policy.requests.as_ref() {
+            if leased && self.leases.take(&tenant, recent_ms) {
                 return Verdict::Forward {
                     tenant,
                     label,
+                    policy,
                     decision: Decision::Admitted,
                     store_error: None,
                 };
             }
-            let lease = lease_size(limit);
+            let lease = if leased { lease_size(limit) } else { 0.0 };
             let now_ms = clock.now_ms();
             match self.budgets.take_up_to(
                 store,
@@ -194,12 +200,13 @@ impl Gate {
                 Ok((Take::Admitted { .. }, taken)) => {
                     self.leases.grant(&tenant, taken - 1.0, now_ms);
                 }
-                Ok((Take::Limited { .. }, _)) if resolved.policy.shadow => {
+                Ok((Take::Limited { .. }, _)) if policy.shadow => {
                     // Shadow mode: counted as refused, let through, the bucket left as
                     // a refusal leaves it.
                     return Verdict::Forward {
                         tenant,
                         label,
+                        policy,
                         decision: Decision::ShadowRateLimited,
                         store_error: None,
                     };
@@ -225,6 +232,7 @@ impl Gate {
         Verdict::Forward {
             tenant,
             label,
+            policy,
             decision: if store_error.is_some() {
                 Decision::BudgetError
             } else {
@@ -289,6 +297,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "acme".into(),
                 label: "acme".into(),
+                policy: gate().tenants().by_name["acme"].clone(),
                 decision: Decision::Admitted,
                 store_error: None,
             }
@@ -399,6 +408,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "zeta".into(),
                 label: "free".into(),
+                policy: gate().tenants().by_name["free"].clone(),
                 decision: Decision::Admitted,
                 store_error: None,
             }
@@ -641,6 +651,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "acme".into(),
                 label: "acme".into(),
+                policy: gate().tenants().by_name["acme"].clone(),
                 decision: Decision::BudgetError,
                 store_error: Some(StoreError::Host("unavailable".into())),
             }
