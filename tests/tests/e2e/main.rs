@@ -5,6 +5,7 @@
 
 mod admission;
 mod budgets;
+mod claims;
 mod config;
 mod identity;
 mod isolation;
