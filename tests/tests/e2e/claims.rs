@@ -146,3 +146,49 @@ async fn a_claim_out_of_bounds_or_malformed_is_answered_401_naming_the_field() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_tenants_are_admitted_to_the_pool_each_under_its_own_cap() {
+    let upstream = Upstream::with_service_time(Duration::from_millis(100)).await;
+    let mut identity = plugin::jwt_identity();
+    identity["jwt"]["policy_claim"] = json!({"claim": "fairgate", "max": {"max_concurrency": 4}});
+    let mut config: Value =
+        serde_json::from_str(&plugin::config(identity, json!({}), None)).expect("json");
+    config["pool"] = json!({"max_concurrency": 8, "queue_timeout_ms": 60000});
+    let envoy = Envoy::start(
+        &EnvoyConfig::new(config.to_string())
+            .concurrency(2)
+            .upstream("upstream", upstream.addr),
+    );
+    let url = envoy.url("/");
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut clients = Vec::new();
+    for (tenant, cap) in [("c-one", 1), ("c-two", 2), ("c-open", 8)] {
+        // A claim that names no cap gets the max: 4.
+        let claim = match cap {
+            8 => json!({"weight": 1}),
+            cap => json!({"weight": 1, "max_concurrency": cap}),
+        };
+        let (name, value) = bearer(&token(tenant, Some(claim)));
+        for _ in 0..6 {
+            let (url, value) = (url.clone(), value.clone());
+            clients.push(tokio::spawn(async move {
+                let client = client();
+                while Instant::now() < end {
+                    let reply = get(&client, &url, &[(name, &value)]).await;
+                    assert_eq!(reply.status, 200, "{tenant}: {}", reply.body);
+                }
+            }));
+        }
+    }
+    for c in clients {
+        c.await.expect("client");
+    }
+    let load = upstream.load();
+    let most = |t: &str| load.get(t).map_or(0, |l| l.max_in_flight);
+    assert_eq!(
+        (most("c-one"), most("c-two"), most("c-open")),
+        (1, 2, 4),
+        "{load:?}"
+    );
+}
