@@ -619,7 +619,7 @@ mod tests {
     }
 
     fn policy(config: &Config, tenant: &str) -> TenantPolicy {
-        config.tenants.by_name[tenant].clone()
+        (*config.tenants.by_name[tenant]).clone()
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 
 use crate::jwt::{KeySet, VerifyingKey};
+use crate::policy_claim::{PolicyClaim, RawPolicyClaim};
 
 pub use fairgate_wire::fleet::OutageMode;
 pub use fairgate_wire::ConfigError;
@@ -175,6 +176,8 @@ struct RawJwt {
     cache_size: usize,
     #[serde(default = "default_max_token_bytes")]
     max_token_bytes: usize,
+    #[serde(default)]
+    policy_claim: Option<RawPolicyClaim>,
 }
 
 fn default_claim() -> String {
@@ -205,41 +208,42 @@ struct RawKey {
     pem: Option<String>,
 }
 
+/// `tenants.<id>` as written, and a policy claim's object (`policy_claim`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTenant {
-    weight: f64,
+pub(crate) struct RawTenant {
+    pub(crate) weight: f64,
     #[serde(default)]
-    priority: i32,
+    pub(crate) priority: i32,
     #[serde(default)]
-    requests_per_second: Option<f64>,
+    pub(crate) requests_per_second: Option<f64>,
     #[serde(default)]
-    request_burst: Option<f64>,
+    pub(crate) request_burst: Option<f64>,
     #[serde(default)]
-    tokens_per_minute: Option<f64>,
+    pub(crate) tokens_per_minute: Option<f64>,
     #[serde(default)]
-    token_burst: Option<f64>,
+    pub(crate) token_burst: Option<f64>,
     #[serde(default)]
-    max_concurrency: Option<u32>,
+    pub(crate) max_concurrency: Option<u32>,
     #[serde(default)]
-    min_concurrency: Option<u32>,
+    pub(crate) min_concurrency: Option<u32>,
     #[serde(default)]
-    cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     #[serde(default)]
     clamp_max_tokens: bool,
     #[serde(default)]
-    mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     /// Token budgets per model, beside the tenant's own.
     #[serde(default)]
-    models: BTreeMap<String, RawModelBudget>,
+    pub(crate) models: BTreeMap<String, RawModelBudget>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawModelBudget {
-    tokens_per_minute: f64,
+pub(crate) struct RawModelBudget {
+    pub(crate) tokens_per_minute: f64,
     #[serde(default)]
-    token_burst: Option<f64>,
+    pub(crate) token_burst: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,6 +395,8 @@ pub struct JwtConfig {
     pub require_exp: bool,
     pub cache_size: usize,
     pub max_token_bytes: usize,
+    /// Policy of unlisted tenants from their token (`policy_claim`, SPEC 11).
+    pub policy_claim: Option<PolicyClaim>,
 }
 
 impl JwtConfig {
@@ -403,6 +409,7 @@ impl JwtConfig {
             leeway_s: self.leeway_s,
             require_exp: self.require_exp,
             max_token_bytes: self.max_token_bytes,
+            policy_claim: self.policy_claim.as_ref().map(|p| p.claim.clone()),
         }
     }
 }
@@ -483,23 +490,30 @@ impl TokensConfig {
     }
 }
 
-/// Where a request's budgets and metrics come from: the tenant's own policy, or the
-/// `default_tenant` policy for an authenticated tenant the config does not list.
+/// Where a request's budgets and metrics come from: the tenant's own policy, the
+/// policy its token carries (`policy_claim`), or the `default_tenant` policy for an
+/// authenticated tenant the config does not list.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolvedTenant<'a> {
-    pub policy: &'a TenantPolicy,
+    pub policy: &'a Rc<TenantPolicy>,
     /// The name metrics are labelled with: the tenant itself when it is configured,
-    /// else the default policy's name (so unlisted tenants cannot grow the stats).
-    /// Shared with the config, so that a request's label costs no allocation.
+    /// the claim label for a policy from the token, else the default policy's name
+    /// (so unlisted tenants cannot grow the stats). Shared with the config, so that
+    /// a request's label costs no allocation.
     pub label: &'a Rc<str>,
 }
 
 /// The configured tenants and the policy for authenticated tenants not listed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tenants {
-    pub by_name: BTreeMap<Rc<str>, TenantPolicy>,
+    pub by_name: BTreeMap<Rc<str>, Rc<TenantPolicy>>,
     /// Names an entry of `by_name` (checked at load).
     pub default_tenant: Option<String>,
+    /// The metrics label of tenants whose policy comes from their token, where
+    /// `identity.jwt.policy_claim` is set.
+    pub claim_label: Option<Rc<str>>,
+    /// The clusters a policy claim may pin its tenant to.
+    pub claim_clusters: Vec<String>,
 }
 
 impl Config {
@@ -519,15 +533,51 @@ impl Tenants {
     /// The policy that applies to an authenticated tenant, or `None` (403) when the
     /// tenant is unknown and there is no default.
     pub fn resolve_tenant(&self, tenant: &str) -> Option<ResolvedTenant<'_>> {
+        self.resolve(tenant, None)
+    }
+
+    /// The policy that applies to an authenticated tenant whose token carried
+    /// `claimed` (see `policy_claim`): its own when it is configured, else the
+    /// claimed one, else the default one; `None` (403) when there is none.
+    pub fn resolve<'a>(
+        &'a self,
+        tenant: &str,
+        claimed: Option<&'a Rc<TenantPolicy>>,
+    ) -> Option<ResolvedTenant<'a>> {
         if let Some((name, policy)) = self.by_name.get_key_value(tenant) {
             return Some(ResolvedTenant {
                 policy,
                 label: name,
             });
         }
+        if let (Some(policy), Some(label)) = (claimed, &self.claim_label) {
+            return Some(ResolvedTenant { policy, label });
+        }
         let name = self.default_tenant.as_deref()?;
         let (label, policy) = self.by_name.get_key_value(name)?;
         Some(ResolvedTenant { policy, label })
+    }
+
+    /// Every label requests are counted under: the configured tenants and the claim
+    /// label.
+    pub fn labels(&self) -> impl Iterator<Item = &Rc<str>> {
+        self.by_name.keys().chain(self.claim_label.as_ref())
+    }
+
+    /// The name a request is scheduled under in the pools: its label (a configured
+    /// tenant, or the default policy all unlisted tenants share), but a claim
+    /// tenant's own id, since each claim tenant has a policy of its own (the pools
+    /// bound how many tenants they track, `fair_queue::MAX_TENANTS`).
+    pub fn scheduled_as<'a>(&self, tenant: &'a str, label: &'a str) -> &'a str {
+        match &self.claim_label {
+            Some(claims) if **claims == *label => tenant,
+            _ => label,
+        }
+    }
+
+    /// Whether some tenant may be pinned to a cluster of its own.
+    pub fn pins_clusters(&self) -> bool {
+        !self.claim_clusters.is_empty() || self.by_name.values().any(|p| p.cluster.is_some())
     }
 }
 
@@ -543,9 +593,9 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
-        let identity = validate_identity(raw.identity)?;
-        let mut tenants = BTreeMap::new();
         let mode = raw.mode.unwrap_or(Mode::Enforce);
+        let identity = validate_identity(raw.identity, mode)?;
+        let mut tenants = BTreeMap::new();
         for (name, tenant) in raw.tenants {
             let path = format!("tenants.{name}");
             if !is_valid_tenant_id(&name) {
@@ -555,7 +605,7 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
             let policy = validate_tenant(&path, tenant, mode)?;
-            tenants.insert(Rc::from(name), policy);
+            tenants.insert(Rc::from(name), Rc::new(policy));
         }
         if let Some(default) = &raw.default_tenant {
             if !tenants.contains_key(default.as_str()) {
@@ -565,6 +615,21 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
         }
+        let claim = identity.jwt.as_ref().and_then(|j| j.policy_claim.as_ref());
+        if let Some(claim) = claim {
+            if tenants.contains_key(&claim.label) {
+                return Err(ConfigError::new(
+                    "identity.jwt.policy_claim.label",
+                    format!(
+                        "{:?} is a configured tenant: claim tenants need a label of their own",
+                        claim.label
+                    ),
+                ));
+            }
+        }
+        let (claim_label, claim_clusters) = claim
+            .map(|c| (Some(c.label.clone()), c.clusters.clone()))
+            .unwrap_or_default();
         let pool = raw.pool.map(validate_pool).transpose()?;
         let routing = validate_routing(raw.routing)?;
         let sidecar = raw.sidecar.map(validate_sidecar).transpose()?;
@@ -583,6 +648,8 @@ impl TryFrom<RawConfig> for Config {
             tenants: Tenants {
                 by_name: tenants,
                 default_tenant: raw.default_tenant,
+                claim_label,
+                claim_clusters,
             },
             pool,
             routing,
@@ -606,7 +673,7 @@ fn validate_header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn validate_identity(raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
+fn validate_identity(raw: RawIdentity, mode: Mode) -> Result<IdentityConfig, ConfigError> {
     if raw.jwt.is_none() && raw.header.is_none() {
         return Err(ConfigError::new(
             "identity",
@@ -630,7 +697,7 @@ fn validate_identity(raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
             "must differ from the headers the identity is read from",
         ));
     }
-    let jwt = raw.jwt.map(validate_jwt).transpose()?;
+    let jwt = raw.jwt.map(|jwt| validate_jwt(jwt, mode)).transpose()?;
     Ok(IdentityConfig {
         jwt,
         header,
@@ -639,7 +706,7 @@ fn validate_identity(raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
     })
 }
 
-fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
+fn validate_jwt(raw: RawJwt, mode: Mode) -> Result<JwtConfig, ConfigError> {
     if raw.keys.is_empty() && raw.jwks.is_none() {
         return Err(ConfigError::new(
             "identity.jwt.keys",
@@ -662,6 +729,16 @@ fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
         return Err(ConfigError::new(
             "identity.jwt.max_token_bytes",
             "must be at least 64",
+        ));
+    }
+    let policy_claim = raw
+        .policy_claim
+        .map(|p| PolicyClaim::validate(p, mode))
+        .transpose()?;
+    if policy_claim.as_ref().is_some_and(|p| p.claim == raw.claim) {
+        return Err(ConfigError::new(
+            "identity.jwt.policy_claim.claim",
+            "must differ from identity.jwt.claim (the tenant id)",
         ));
     }
     let single = raw.keys.len() == 1;
@@ -698,6 +775,7 @@ fn validate_jwt(raw: RawJwt) -> Result<JwtConfig, ConfigError> {
         require_exp: raw.require_exp,
         cache_size: raw.cache_size,
         max_token_bytes: raw.max_token_bytes,
+        policy_claim,
     })
 }
 
@@ -831,7 +909,11 @@ fn rate_limit(
     }))
 }
 
-fn validate_tenant(path: &str, raw: RawTenant, mode: Mode) -> Result<TenantPolicy, ConfigError> {
+pub(crate) fn validate_tenant(
+    path: &str,
+    raw: RawTenant,
+    mode: Mode,
+) -> Result<TenantPolicy, ConfigError> {
     let weight = positive(format!("{path}.weight"), raw.weight)?;
     let requests = rate_limit(
         path,
@@ -1199,7 +1281,7 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn a_tenant_with_only_a_weight_has_no_limits() {
         let config = testkit::config(&minimal());
-        assert_eq!(config.tenants.by_name["acme"], testkit::weight_only(1.0));
+        assert_eq!(*config.tenants.by_name["acme"], testkit::weight_only(1.0));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1780,11 +1780,13 @@ mod tests {
         };
         let tenants = Tenants {
             by_name: BTreeMap::from([
-                ("acme".into(), pinned),
-                ("beta".into(), roaming),
-                ("free".into(), policy(1.0)),
+                ("acme".into(), pinned.into()),
+                ("beta".into(), roaming.into()),
+                ("free".into(), policy(1.0).into()),
             ]),
             default_tenant: None,
+            claim_label: None,
+            claim_clusters: Vec::new(),
         };
         let slots = |cluster: &str, shared: bool| -> Vec<(String, u32)> {
             reservations(&tenants, cluster, shared)

@@ -11,6 +11,7 @@ use crate::fair_queue::PoolState;
 use crate::headroom::Snapshot;
 use crate::jwt::{Expectations, KeySet, VerifyingKey};
 use crate::llm::{self, Endpoint, LlmRequest};
+use crate::policy_claim::PolicyClaim;
 use crate::usage::SseScanner;
 
 /// The plugin configuration (JSON from the operator, or from a control plane).
@@ -33,6 +34,7 @@ pub fn token(data: &[u8]) -> Result<(), String> {
         leeway_s: 60,
         require_exp: true,
         max_token_bytes: 16 * 1024,
+        policy_claim: Some("fairgate".to_string()),
     };
     KEYS.with(|keys| {
         let keys = keys.get_or_init(|| {
@@ -51,6 +53,54 @@ pub fn token(data: &[u8]) -> Result<(), String> {
     });
     Ok(())
 }
+
+thread_local! {
+    static CLAIM: OnceCell<Option<PolicyClaim>> = const { OnceCell::new() };
+}
+
+/// A policy claim (`identity.jwt.policy_claim`) as a verified token carries it,
+/// against bounds on every field and one allowed cluster: whatever it reads as must
+/// be within them.
+pub fn policy_claim(data: &[u8]) -> Result<(), String> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return Ok(());
+    };
+    CLAIM.with(|claim| {
+        let claim = claim.get_or_init(|| {
+            let config = Config::from_json(POLICY_CLAIM_CONFIG.as_bytes()).ok()?;
+            config.identity.jwt?.policy_claim
+        });
+        let Some(claim) = claim else {
+            return Err("the policy claim target's config is refused".to_string());
+        };
+        let Ok(policy) = claim.policy(&value) else {
+            return Ok(());
+        };
+        let within = policy.weight <= 8.0
+            && policy
+                .requests
+                .is_some_and(|r| r.per_second <= 100.0 && r.burst <= 200.0)
+            && policy.max_concurrency.is_some_and(|m| m <= 16)
+            && policy.min_concurrency.is_none()
+            && policy.cluster.as_deref().is_none_or(|c| c == "gold");
+        match within {
+            true => Ok(()),
+            false => Err(format!("{value} gave {policy:?}, out of bounds")),
+        }
+    })
+}
+
+const POLICY_CLAIM_CONFIG: &str = r#"{
+  "identity": {"jwt": {
+    "keys": [{"alg": "HS256", "secret_base64": "ZmFpcmdhdGUtZnV6ei1obWFjLXNlY3JldC0zMmJ5dGU="}],
+    "policy_claim": {
+      "claim": "fairgate",
+      "max": {"weight": 8, "requests_per_second": 100, "request_burst": 200,
+              "tokens_per_minute": 60000, "token_burst": 60000, "max_concurrency": 16},
+      "clusters": ["gold"]
+    }
+  }}
+}"#;
 
 /// An identity provider's JWKS document.
 pub fn jwks(data: &[u8]) -> Result<(), String> {
@@ -113,6 +163,13 @@ pub fn pool_state(data: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_claim_target_has_its_bounds_and_checks_them() {
+        assert_eq!(policy_claim(br#"{"weight": 2, "cluster": "gold"}"#), Ok(()));
+        assert_eq!(policy_claim(br#"{"weight": 9}"#), Ok(()));
+        CLAIM.with(|claim| assert!(claim.get().is_some_and(Option::is_some)));
+    }
 
     #[test]
     fn the_token_target_has_its_keys() {

@@ -8,11 +8,18 @@
 //!   in front of Envoy wrote it); otherwise the token decides.
 //!
 //! A tenant id from any source must be a valid id (`config::is_valid_tenant_id`).
+//!
+//! With `jwt.policy_claim`, the token of a tenant the config does not list may carry
+//! its policy (`policy_claim`): read once, when the token is verified, and cached
+//! with it; a claim out of bounds makes the token invalid.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use crate::config::{is_valid_tenant_id, IdentityConfig, JwksConfig, JwtConfig};
-use crate::jwt::{Expectations, KeySet, TokenError};
+use crate::config::{
+    is_valid_tenant_id, IdentityConfig, JwksConfig, JwtConfig, TenantPolicy, Tenants,
+};
+use crate::jwt::{Expectations, KeySet, TokenError, VerifiedToken};
 use crate::token_cache::VerifiedTokenCache;
 
 /// Tokens with no `exp` (only where `require_exp` is off) are re-verified this often.
@@ -32,6 +39,14 @@ pub enum IdentityError {
     Invalid(String),
 }
 
+/// Who a request is from: its tenant and, for a tenant the config does not list,
+/// the policy its token carries, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub tenant: Rc<str>,
+    pub claimed: Option<Rc<TenantPolicy>>,
+}
+
 /// Resolves the tenant of requests for one VM: the config plus that VM's token cache.
 #[derive(Debug)]
 pub struct TenantIdentifier {
@@ -44,7 +59,9 @@ pub struct TenantIdentifier {
 struct JwtVerifier {
     config: JwtConfig,
     expect: Expectations,
-    cache: VerifiedTokenCache,
+    cache: VerifiedTokenCache<Identity>,
+    /// The configured tenants, whose tokens' policy claims are not read.
+    listed: BTreeSet<Rc<str>>,
     /// The keys fetched from `jwks`, once a fetch succeeded.
     fetched: Option<KeySet>,
     /// A token named a `kid` no key has: the JWKS may have rotated.
@@ -53,10 +70,11 @@ struct JwtVerifier {
 
 impl TenantIdentifier {
     /// `cache_seed` keys the token cache's hash; draw it at random per VM.
-    pub fn new(config: IdentityConfig, cache_seed: [u8; 16]) -> Self {
+    pub fn new(config: IdentityConfig, tenants: &Tenants, cache_seed: [u8; 16]) -> Self {
         let jwt = config.jwt.map(|jwt| JwtVerifier {
             expect: jwt.expectations(),
             cache: VerifiedTokenCache::new(jwt.cache_size, cache_seed),
+            listed: tenants.by_name.keys().cloned().collect(),
             config: jwt,
             fetched: None,
             wants_refetch: false,
@@ -101,19 +119,22 @@ impl TenantIdentifier {
             .chain(self.jwt.as_ref().map(|_| "authorization"))
     }
 
-    /// The tenant of the request whose headers are `headers`, at `now_s` (Unix s).
+    /// Who sent the request whose headers are `headers`, at `now_s` (Unix s).
     pub fn identify(
         &mut self,
         headers: &impl RequestHeaders,
         now_s: u64,
-    ) -> Result<Rc<str>, IdentityError> {
+    ) -> Result<Identity, IdentityError> {
         let header_decides = self.jwt.is_none() || self.trust_header;
         if let Some(name) = self.header.as_deref().filter(|_| header_decides) {
             match headers.header(name) {
                 Some(value) => {
                     let value = value.trim();
                     return if is_valid_tenant_id(value) {
-                        Ok(Rc::from(value))
+                        Ok(Identity {
+                            tenant: Rc::from(value),
+                            claimed: None,
+                        })
                     } else {
                         Err(IdentityError::Invalid(format!(
                             "{name} is not a valid tenant id"
@@ -136,18 +157,18 @@ impl TenantIdentifier {
         };
         let token = bearer_token(&authorization)
             .ok_or_else(|| IdentityError::Invalid("authorization is not a Bearer token".into()))?;
-        jwt.tenant_of(token, now_s)
-            .map_err(|e| IdentityError::Invalid(e.to_string()))
+        jwt.identity_of(token, now_s)
     }
 }
 
 impl JwtVerifier {
-    fn tenant_of(&mut self, token: &str, now_s: u64) -> Result<Rc<str>, TokenError> {
+    fn identity_of(&mut self, token: &str, now_s: u64) -> Result<Identity, IdentityError> {
+        let invalid = |e: TokenError| IdentityError::Invalid(e.to_string());
         if token.len() > self.expect.max_token_bytes {
-            return Err(TokenError::TooLarge);
+            return Err(invalid(TokenError::TooLarge));
         }
-        if let Some(tenant) = self.cache.get(token, now_s) {
-            return Ok(tenant);
+        if let Some(identity) = self.cache.get(token, now_s) {
+            return Ok(identity);
         }
         let inline = &self.config.keys;
         let verified = match &self.fetched {
@@ -164,14 +185,27 @@ impl JwtVerifier {
         if verified == Err(TokenError::UnknownKid) && self.config.jwks.is_some() {
             self.wants_refetch = true;
         }
-        let verified = verified?;
-        let tenant: Rc<str> = Rc::from(verified.tenant);
+        let verified = verified.map_err(invalid)?;
         let valid_until = match verified.exp_s {
             Some(exp) => exp.saturating_add(self.expect.leeway_s),
             None => now_s.saturating_add(NO_EXP_CACHE_TTL_S),
         };
-        self.cache.insert(token, tenant.clone(), valid_until);
-        Ok(tenant)
+        let identity = self.identity(verified)?;
+        self.cache.insert(token, identity.clone(), valid_until);
+        Ok(identity)
+    }
+
+    /// The identity a verified token establishes: its tenant, and the policy its
+    /// claim gives a tenant the config does not list.
+    fn identity(&self, verified: VerifiedToken) -> Result<Identity, IdentityError> {
+        let tenant: Rc<str> = Rc::from(verified.tenant);
+        let claimed = match (&self.config.policy_claim, verified.policy) {
+            (Some(claim), Some(value)) if !self.listed.contains(&tenant) => Some(Rc::new(
+                claim.policy(&value).map_err(IdentityError::Invalid)?,
+            )),
+            _ => None,
+        };
+        Ok(Identity { tenant, claimed })
     }
 }
 
@@ -196,7 +230,8 @@ mod tests {
     fn identifier_with(f: impl FnOnce(&mut Value)) -> TenantIdentifier {
         let mut config = config_json();
         f(&mut config["identity"]);
-        TenantIdentifier::new(testkit::config(&config).identity, SEED)
+        let config = testkit::config(&config);
+        TenantIdentifier::new(config.identity, &config.tenants, SEED)
     }
 
     /// JWT only, keys from a JWKS alone (none configured).
@@ -231,7 +266,7 @@ mod tests {
         assert!(!id.take_refetch_wish());
         id.set_fetched_keys(fetched_rsa("rotated-1"));
         assert_eq!(
-            id.identify(&token, NOW_S).map(|t| t.to_string()),
+            id.identify(&token, NOW_S).map(|t| t.tenant.to_string()),
             Ok("acme".into())
         );
         // Rotated away: the cached token is checked again, its kid is unknown now.
@@ -250,7 +285,8 @@ mod tests {
         id.set_fetched_keys(fetched_rsa("fetched"));
         let configured = Headers::bearer(&Mint::new("HS256", "globex").sign());
         assert_eq!(
-            id.identify(&configured, NOW_S).map(|t| t.to_string()),
+            id.identify(&configured, NOW_S)
+                .map(|t| t.tenant.to_string()),
             Ok("globex".into())
         );
         assert!(!id.take_refetch_wish());
@@ -286,7 +322,7 @@ mod tests {
     ) -> Result<String, IdentityError> {
         identifier
             .identify(headers, now_s)
-            .map(|tenant| tenant.to_string())
+            .map(|identity| identity.tenant.to_string())
     }
 
     fn is_missing(result: &Result<String, IdentityError>) -> bool {

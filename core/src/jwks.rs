@@ -192,6 +192,7 @@ mod tests {
             leeway_s: 60,
             require_exp: true,
             max_token_bytes: 16 * 1024,
+            policy_claim: None,
         }
     }
 

@@ -196,6 +196,8 @@ pub struct VerifiedToken {
     pub tenant: String,
     /// Expiry, Unix seconds; `None` only where `require_exp` is off.
     pub exp_s: Option<u64>,
+    /// The policy claim (`Expectations::policy_claim`), unread, where the token has it.
+    pub policy: Option<Value>,
 }
 
 /// The checks applied to every token besides its signature.
@@ -207,6 +209,8 @@ pub struct Expectations {
     pub leeway_s: u64,
     pub require_exp: bool,
     pub max_token_bytes: usize,
+    /// The name of the object claim that carries a policy, where one may.
+    pub policy_claim: Option<String>,
 }
 
 impl KeySet {
@@ -271,6 +275,10 @@ impl KeySet {
         if expect.require_exp && exp_s.is_none() {
             return Err(TokenError::MissingExp);
         }
+        let policy = expect
+            .policy_claim
+            .as_ref()
+            .and_then(|name| claims.custom.get(name).cloned());
         let tenant = match expect.claim.as_str() {
             "sub" => claims.subject,
             name => match claims.custom.get(name) {
@@ -283,7 +291,11 @@ impl KeySet {
         if !crate::config::is_valid_tenant_id(&tenant) {
             return Err(TokenError::InvalidClaim);
         }
-        Ok(VerifiedToken { tenant, exp_s })
+        Ok(VerifiedToken {
+            tenant,
+            exp_s,
+            policy,
+        })
     }
 }
 
@@ -354,7 +366,8 @@ mod tests {
                 verify(&token),
                 Ok(VerifiedToken {
                     tenant: "acme".into(),
-                    exp_s: Some(NOW_S + 3600)
+                    exp_s: Some(NOW_S + 3600),
+                    policy: None
                 }),
                 "{alg}"
             );
@@ -580,7 +593,8 @@ mod tests {
             verify_expecting(&mint.sign(), |e| e.require_exp = false),
             Ok(VerifiedToken {
                 tenant: "acme".into(),
-                exp_s: None
+                exp_s: None,
+                policy: None
             })
         );
     }

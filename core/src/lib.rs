@@ -9,7 +9,8 @@
 //! what each costs on each.
 //!
 //! - `config`: the plugin JSON, parsed and validated with field paths.
-//! - `jwt`, `jwks`, `token_cache`, `identity`: who is asking.
+//! - `jwt`, `jwks`, `token_cache`, `identity`: who is asking; `policy_claim`: the
+//!   policy an unlisted tenant's token carries, held within the configured bounds.
 //! - `bucket`, `budget`, `store`: token buckets in shared data, updated with CAS.
 //! - `fair_queue`: weighted-fair admission to a pool's concurrency slots, one
 //!   shared-data value per pool; `admission`: one worker's requests in the pools,
@@ -45,6 +46,7 @@ pub mod jwt;
 pub mod llm;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy_claim;
 pub mod response;
 pub mod store;
 pub mod token_cache;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use crate::accounting::Accountant;
 use crate::budget::{lease_size, BudgetKind, Budgets, Leases, Taken};
 use crate::clock::Clock;
-use crate::config::{Config, Tenants};
+use crate::config::{Config, TenantPolicy, Tenants};
 use crate::fleet::{FleetBooks, Source};
 use crate::identity::{IdentityError, RequestHeaders, TenantIdentifier};
 use crate::metrics::Decision;
@@ -25,8 +25,11 @@ pub enum Verdict {
     /// Forward it; write `tenant` into the forward header.
     Forward {
         tenant: Rc<str>,
-        /// The metrics label (the default policy's name for unlisted tenants).
+        /// The metrics label (the default policy's name for unlisted tenants, the
+        /// claim label for a policy from the token).
         label: Rc<str>,
+        /// The policy the request is held to (routing, admission, accounting).
+        policy: Rc<TenantPolicy>,
         decision: Decision,
         /// Set when a budget could not be consulted: the request is let through.
         store_error: Option<StoreError>,
@@ -59,7 +62,7 @@ impl Gate {
             .fleet_mode()
             .map(|mode| FleetBooks::new(key_prefix, mode));
         Self {
-            identifier: TenantIdentifier::new(config.identity, cache_seed),
+            identifier: TenantIdentifier::new(config.identity, &config.tenants, cache_seed),
             tenants: config.tenants,
             budgets: Budgets::new(key_prefix).with_fleet(fleet.clone()),
             forward_header,
@@ -158,8 +161,8 @@ impl Gate {
         // Identity and a lease need no more than a recent reading; the shared
         // bucket, when it is reached, gets the clock's own.
         let recent_ms = clock.recent_ms();
-        let tenant = match self.identifier.identify(headers, recent_ms / 1000) {
-            Ok(tenant) => tenant,
+        let (tenant, claimed) = match self.identifier.identify(headers, recent_ms / 1000) {
+            Ok(identity) => (identity.tenant, identity.claimed),
             Err(e) => {
                 let reply = match e {
                     IdentityError::Missing(reason) => response::missing_tenant(&reason),
@@ -172,25 +175,28 @@ impl Gate {
                 };
             }
         };
-        let Some(resolved) = self.tenants.resolve_tenant(&tenant) else {
+        let Some(resolved) = self.tenants.resolve(&tenant, claimed.as_ref()) else {
             return Verdict::Reject {
                 reply: response::unknown_tenant(&tenant),
                 label: None,
                 decision: Decision::UnknownTenant,
             };
         };
-        let label = resolved.label.clone();
+        let (label, policy) = (resolved.label.clone(), resolved.policy.clone());
+        // A claimed policy is not known on the tick that gives leases back: no lease.
+        let leased = claimed.is_none() || self.tenants.by_name.contains_key(&tenant);
         let mut store_error = None;
-        if let Some(limit) = resolved.policy.requests.as_ref() {
-            if self.leases.take(&tenant, recent_ms) {
+        if let Some(limit) = policy.requests.as_ref() {
+            if leased && self.leases.take(&tenant, recent_ms) {
                 return Verdict::Forward {
                     tenant,
                     label,
+                    policy,
                     decision: Decision::Admitted,
                     store_error: None,
                 };
             }
-            let lease = lease_size(limit);
+            let lease = if leased { lease_size(limit) } else { 0.0 };
             let now_ms = clock.now_ms();
             match self.budgets.take_up_to(
                 store,
@@ -221,7 +227,7 @@ impl Gate {
                     }
                 },
                 Ok(refused @ (Taken::Limited { .. } | Taken::Unavailable { .. }))
-                    if resolved.policy.shadow =>
+                    if policy.shadow =>
                 {
                     // Shadow mode: counted as refused, let through, the bucket left as
                     // a refusal leaves it.
@@ -232,6 +238,7 @@ impl Gate {
                     return Verdict::Forward {
                         tenant,
                         label,
+                        policy,
                         decision,
                         store_error: None,
                     };
@@ -261,6 +268,7 @@ impl Gate {
         Verdict::Forward {
             tenant,
             label,
+            policy,
             decision: if store_error.is_some() {
                 Decision::BudgetError
             } else {
@@ -325,6 +333,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "acme".into(),
                 label: "acme".into(),
+                policy: gate().tenants().by_name["acme"].clone(),
                 decision: Decision::Admitted,
                 store_error: None,
             }
@@ -435,6 +444,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "zeta".into(),
                 label: "free".into(),
+                policy: gate().tenants().by_name["free"].clone(),
                 decision: Decision::Admitted,
                 store_error: None,
             }
@@ -677,6 +687,7 @@ mod tests {
             Verdict::Forward {
                 tenant: "acme".into(),
                 label: "acme".into(),
+                policy: gate().tenants().by_name["acme"].clone(),
                 decision: Decision::BudgetError,
                 store_error: Some(StoreError::Host("unavailable".into())),
             }

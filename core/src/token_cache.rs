@@ -1,4 +1,6 @@
 //! Per-VM cache of verified tokens, so an RS256 token costs ~2 ms once, not per request.
+//! It holds what verification established (`identity::Identity`: the tenant and the
+//! policy its token carries, already parsed), so a repeated token is parsed no more.
 //!
 //! Keyed by a 128-bit keyed SipHash of the whole token: the key is drawn at random per
 //! VM, so a client cannot craft a token that collides with another tenant's entry.
@@ -23,8 +25,8 @@ use hashbrown::HashMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 #[derive(Debug, Clone)]
-struct Entry {
-    tenant: Rc<str>,
+struct Entry<V> {
+    value: V,
     valid_until_s: u64,
 }
 
@@ -38,26 +40,41 @@ const RECENT_MAX_BYTES: usize = 2048;
 /// generation of `hot` it was last seen in, so that a hit keeps the LRU order
 /// without hashing the token.
 #[derive(Debug)]
-struct Recent {
+struct Recent<V> {
     token: Box<str>,
     key: u128,
-    entry: Entry,
+    entry: Entry<V>,
     generation: u64,
 }
 
-/// A bounded cache of tokens already verified, per VM.
+/// The memo slot of `token`, from its length and last bytes (a JWT's signature:
+/// as good as random for distinct tokens). `None` for a token too long to memo.
+fn recent_slot(token: &str) -> Option<usize> {
+    let bytes = token.as_bytes();
+    if bytes.len() > RECENT_MAX_BYTES {
+        return None;
+    }
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    let mix = tail.iter().fold(bytes.len() as u64, |h, b| {
+        h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(*b))
+    });
+    Some((mix % RECENT_SLOTS as u64) as usize)
+}
+
+/// A bounded cache of tokens already verified, per VM, each with what its
+/// verification established (`V`, cheap to clone).
 #[derive(Debug)]
-pub struct VerifiedTokenCache {
-    hot: HashMap<u128, Entry>,
-    cold: HashMap<u128, Entry>,
+pub struct VerifiedTokenCache<V = Rc<str>> {
+    hot: HashMap<u128, Entry<V>>,
+    cold: HashMap<u128, Entry<V>>,
     generation_size: usize,
     sip_keys: (u64, u64),
-    recent: Vec<Option<Recent>>,
+    recent: Vec<Option<Recent<V>>>,
     /// Counts the times `hot` became `cold`.
     generation: u64,
 }
 
-impl VerifiedTokenCache {
+impl<V: Clone> VerifiedTokenCache<V> {
     /// A cache of at most `capacity` tokens; `seed` keys the hash (draw it at random).
     pub fn new(capacity: usize, seed: [u8; 16]) -> Self {
         let generation_size = capacity.div_ceil(2);
@@ -85,23 +102,9 @@ impl VerifiedTokenCache {
         }
     }
 
-    /// The memo slot of `token`, from its length and last bytes (a JWT's signature:
-    /// as good as random for distinct tokens). `None` for a token too long to memo.
-    fn recent_slot(token: &str) -> Option<usize> {
-        let bytes = token.as_bytes();
-        if bytes.len() > RECENT_MAX_BYTES {
-            return None;
-        }
-        let tail = &bytes[bytes.len().saturating_sub(8)..];
-        let mix = tail.iter().fold(bytes.len() as u64, |h, b| {
-            h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(*b))
-        });
-        Some((mix % RECENT_SLOTS as u64) as usize)
-    }
-
     /// Memos `token`, whose entry is in `hot` now.
-    fn remember(&mut self, token: &str, key: u128, entry: &Entry) {
-        if let Some(slot) = Self::recent_slot(token) {
+    fn remember(&mut self, token: &str, key: u128, entry: &Entry<V>) {
+        if let Some(slot) = recent_slot(token) {
             self.recent[slot] = Some(Recent {
                 token: token.into(),
                 key,
@@ -136,20 +139,21 @@ impl VerifiedTokenCache {
         h.finish128().as_u128()
     }
 
-    /// The tenant of `token` if it was verified before and is still valid at `now_s`.
-    pub fn get(&mut self, token: &str, now_s: u64) -> Option<Rc<str>> {
+    /// What `token` established if it was verified before and is still valid at
+    /// `now_s`.
+    pub fn get(&mut self, token: &str, now_s: u64) -> Option<V> {
         if self.generation_size == 0 {
             return None;
         }
-        if let Some(slot) = Self::recent_slot(token) {
+        if let Some(slot) = recent_slot(token) {
             let hit = self.recent[slot]
                 .as_ref()
                 .filter(|r| *r.token == *token)
-                .map(|r| (now_s <= r.entry.valid_until_s).then(|| r.entry.tenant.clone()));
+                .map(|r| (now_s <= r.entry.valid_until_s).then(|| r.entry.value.clone()));
             match hit {
-                Some(Some(tenant)) => {
+                Some(Some(value)) => {
                     self.refresh(slot);
-                    return Some(tenant);
+                    return Some(value);
                 }
                 // Expired: forgotten here, and below when the cache sees it.
                 Some(None) => self.recent[slot] = None,
@@ -161,7 +165,7 @@ impl VerifiedTokenCache {
             if now_s <= entry.valid_until_s {
                 let entry = entry.clone();
                 self.remember(token, key, &entry);
-                return Some(entry.tenant);
+                return Some(entry.value);
             }
             self.hot.remove(&key);
             return None;
@@ -170,27 +174,28 @@ impl VerifiedTokenCache {
         if now_s > entry.valid_until_s {
             return None;
         }
-        let tenant = entry.tenant.clone();
+        let value = entry.value.clone();
         self.insert_entry(key, entry.clone());
         self.remember(token, key, &entry);
-        Some(tenant)
+        Some(value)
     }
 
-    /// Remembers that `token` was verified for `tenant` until `valid_until_s`.
-    pub fn insert(&mut self, token: &str, tenant: Rc<str>, valid_until_s: u64) {
+    /// Remembers that `token` was verified, establishing `value`, until
+    /// `valid_until_s`.
+    pub fn insert(&mut self, token: &str, value: V, valid_until_s: u64) {
         if self.generation_size == 0 {
             return;
         }
         let key = self.key(token);
         let entry = Entry {
-            tenant,
+            value,
             valid_until_s,
         };
         self.insert_entry(key, entry.clone());
         self.remember(token, key, &entry);
     }
 
-    fn insert_entry(&mut self, key: u128, entry: Entry) {
+    fn insert_entry(&mut self, key: u128, entry: Entry<V>) {
         if self.hot.len() >= self.generation_size && !self.hot.contains_key(&key) {
             self.cold = std::mem::take(&mut self.hot);
             self.cold.remove(&key);
@@ -214,7 +219,7 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    fn cache(capacity: usize) -> VerifiedTokenCache {
+    fn cache(capacity: usize) -> VerifiedTokenCache<Rc<str>> {
         VerifiedTokenCache::new(capacity, [7; 16])
     }
 
@@ -264,10 +269,7 @@ mod tests {
         assert_eq!(c.get(token, 50).as_deref(), Some("acme"));
         // Same length and the same last bytes (the same memo slot), one byte off.
         let forged = token.replacen("eyJ0", "eyJ1", 1);
-        assert_eq!(
-            VerifiedTokenCache::recent_slot(&forged),
-            VerifiedTokenCache::recent_slot(token)
-        );
+        assert_eq!(recent_slot(&forged), recent_slot(token));
         assert_eq!(c.get(&forged, 50), None, "a near-copy is not a hit");
         assert_eq!(c.get(token, 101), None, "expired in the memo too");
         assert_eq!(c.get(token, 50), None, "and dropped from both");
@@ -278,10 +280,7 @@ mod tests {
         let mut c = cache(64);
         // Same length and last bytes: the same slot; each evicts the other there.
         let (a, b) = ("aaaa.bbbb.tail1234", "cccc.dddd.tail1234");
-        assert_eq!(
-            VerifiedTokenCache::recent_slot(a),
-            VerifiedTokenCache::recent_slot(b)
-        );
+        assert_eq!(recent_slot(a), recent_slot(b));
         c.insert(a, Rc::from("acme"), 100);
         c.insert(b, Rc::from("globex"), 100);
         for _ in 0..3 {
@@ -294,7 +293,7 @@ mod tests {
     fn a_long_token_skips_the_memo_and_is_still_cached() {
         let mut c = cache(8);
         let long = "x".repeat(RECENT_MAX_BYTES + 1);
-        assert_eq!(VerifiedTokenCache::recent_slot(&long), None);
+        assert_eq!(recent_slot(&long), None);
         c.insert(&long, Rc::from("acme"), 100);
         assert_eq!(c.get(&long, 1).as_deref(), Some("acme"));
     }

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 type Target = fn(&[u8]) -> Result<(), String>;
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 8] = [
     ("config", fairgate_core::fuzz::config),
     ("token", fairgate_core::fuzz::token),
+    ("policy_claim", fairgate_core::fuzz::policy_claim),
     ("jwks", fairgate_core::fuzz::jwks),
     ("llm_body", fairgate_core::fuzz::llm_body),
     ("sse", fairgate_core::fuzz::sse),

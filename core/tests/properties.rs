@@ -244,7 +244,7 @@ proptest! {
         let config = tenants();
         let policies: Vec<TenantPolicy> = TENANTS
             .iter()
-            .map(|t| config.tenants.by_name[*t].clone())
+            .map(|t| (*config.tenants.by_name[*t]).clone())
             .collect();
         let reserved: Vec<Reservation> =
             fairgate_core::fair_queue::reservations(&config.tenants, "shared", true);
@@ -539,6 +539,7 @@ proptest! {
             leeway_s: 30,
             require_exp: true,
             max_token_bytes: 8192,
+            policy_claim: Some("fairgate".to_string()),
         };
         let _ = keys.verify(&token, &expect, 1_700_000_000);
     }

@@ -233,18 +233,16 @@ impl FairgateConfig {
             let pools = Pools::new(0, pool, &config.tenants, &config.routing.shared_clusters);
             Mutex::new(pools.with_lease_ms(u64::MAX))
         });
-        let tenants: Vec<String> = config
+        let tenants: Vec<String> = config.tenants.labels().map(|t| t.to_string()).collect();
+        let mut clusters = config.routing.shared_clusters.clone();
+        let pinned = config
             .tenants
             .by_name
-            .keys()
-            .map(|t| t.to_string())
-            .collect();
-        let mut clusters = config.routing.shared_clusters.clone();
-        for policy in config.tenants.by_name.values() {
-            if let Some(c) = &policy.cluster {
-                if !clusters.contains(c) {
-                    clusters.push(c.clone());
-                }
+            .values()
+            .filter_map(|p| p.cluster.as_ref());
+        for c in pinned.chain(&config.tenants.claim_clusters) {
+            if !clusters.contains(c) {
+                clusters.push(c.clone());
             }
         }
         let shared = Shared {
@@ -253,8 +251,7 @@ impl FairgateConfig {
             prefix: prefix.clone(),
             forward_header: config.identity.forward_header.clone(),
             routing_header: config.routing.header.clone(),
-            routing: !config.routing.shared_clusters.is_empty()
-                || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
+            routing: !config.routing.shared_clusters.is_empty() || config.tenants.pins_clusters(),
             shared_clusters: config.routing.shared_clusters.clone(),
             turn: AtomicUsize::new(0),
             pools: config.pool.as_ref().map(|_| ProcessPools::new(&prefix)),
@@ -698,9 +695,11 @@ impl FairgateFilter {
         self.shadow = decision.shadowed();
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn admit<EHF: EnvoyHttpFilter>(
         &mut self,
         envoy: &mut EHF,
+        tenant: &str,
         label: &str,
         policy: &TenantPolicy,
         pool: &str,
@@ -716,11 +715,12 @@ impl FairgateFilter {
         let mut actions = Vec::new();
         let admitted = shared.with_worker(|worker| {
             let context = worker.context();
+            let scheduled = worker.gate.tenants().scheduled_as(tenant, label);
             let pools = worker.pools.as_mut()?;
             let admission = pools.admit(
                 host,
                 context,
-                label,
+                scheduled,
                 policy,
                 pool,
                 cost,
@@ -882,13 +882,14 @@ impl FairgateFilter {
             }
         };
         // The headers waited for the body: the request is admitted now.
-        let (label, policy, pool, decision) = (
+        let (tenant, label, policy, pool, decision) = (
+            flow.tenant.clone(),
             flow.label.clone(),
             flow.policy.clone(),
             flow.pool.clone(),
             flow.decision,
         );
-        match self.admit(envoy, &label, &policy, &pool, decision, cost) {
+        match self.admit(envoy, &tenant, &label, &policy, &pool, decision, cost) {
             Admitted::Go => Body::Go,
             Admitted::Wait => Body::Wait,
             Admitted::Answered => Body::Answered,
@@ -1042,10 +1043,10 @@ impl FairgateFilter {
             }
             // The tenant's policy, where the request is routed, admitted or its body read.
             let accounted = match &verdict {
-                Verdict::Forward { label, .. } => gate.tenants().by_name.get(label).and_then(|p| {
-                    let reads_body = !end_of_stream && gate.accountant().reads_bodies(p, fair);
-                    (reads_body || shared.routing || fair).then(|| (p.clone(), reads_body))
-                }),
+                Verdict::Forward { policy, .. } => {
+                    let reads_body = !end_of_stream && gate.accountant().reads_bodies(policy, fair);
+                    (reads_body || shared.routing || fair).then(|| ((**policy).clone(), reads_body))
+                }
                 Verdict::Reject { .. } => None,
             };
             let max_bytes = gate.accountant().config().max_body_bytes;
@@ -1077,6 +1078,7 @@ impl FairgateFilter {
                 label,
                 decision,
                 store_error,
+                ..
             } => {
                 if let Some(e) = store_error {
                     envoy_log_warn!("fairgate: budget of {tenant} not enforced: {e}");
@@ -1094,7 +1096,16 @@ impl FairgateFilter {
                     false => None,
                 };
                 let Some(endpoint) = endpoint else {
-                    return match self.admit(envoy, &label, &policy, &pool, decision, REQUEST_COST) {
+                    let admitted = self.admit(
+                        envoy,
+                        &tenant,
+                        &label,
+                        &policy,
+                        &pool,
+                        decision,
+                        REQUEST_COST,
+                    );
+                    return match admitted {
                         Admitted::Go => HeadersStatus::Continue,
                         Admitted::Wait | Admitted::Answered => HeadersStatus::StopIteration,
                     };

@@ -527,8 +527,7 @@ impl RootContext for FairgateRoot {
         let routing = Routing {
             header: config.routing.header.clone(),
             shared: config.routing.shared_clusters.clone(),
-            active: !config.routing.shared_clusters.is_empty()
-                || config.tenants.by_name.values().any(|p| p.cluster.is_some()),
+            active: !config.routing.shared_clusters.is_empty() || config.tenants.pins_clusters(),
             turn: std::cell::Cell::new(0),
         };
         let mut counters = Counters::default();
@@ -767,6 +766,7 @@ impl FairgateHttp {
     fn proceed(
         &mut self,
         shared: &Shared,
+        tenant: &str,
         label: &str,
         policy: Option<TenantPolicy>,
         decision: Decision,
@@ -778,7 +778,9 @@ impl FairgateHttp {
         };
         let now_ms = HostClock.now_ms();
         let pool = route(shared, &policy, now_ms);
-        self.admit(shared, label, &policy, &pool, decision, cost, now_ms)
+        self.admit(
+            shared, tenant, label, &policy, &pool, decision, cost, now_ms,
+        )
     }
 
     /// Admits the request to `pool`, queues it (paused) or refuses it.
@@ -786,6 +788,7 @@ impl FairgateHttp {
     fn admit(
         &mut self,
         shared: &Shared,
+        tenant: &str,
         label: &str,
         policy: &TenantPolicy,
         pool: &str,
@@ -794,9 +797,13 @@ impl FairgateHttp {
         now_ms: u64,
     ) -> Action {
         let context = self.context_id;
+        let scheduled = match shared.gate.try_borrow() {
+            Ok(gate) => gate.tenants().scheduled_as(tenant, label),
+            Err(_) => label,
+        };
         let admission = shared
             .with_pools(|pools, actions| {
-                pools.admit(context, label, policy, pool, cost, now_ms, actions)
+                pools.admit(context, scheduled, policy, pool, cost, now_ms, actions)
             })
             .unwrap_or(Admission::Forward);
         let refusal = match admission {
@@ -924,13 +931,16 @@ impl FairgateHttp {
             }
         }
         if admit {
-            let (label, policy, pool, decision) = (
+            let (tenant, label, policy, pool, decision) = (
+                flow.tenant.clone(),
                 flow.label.clone(),
                 flow.policy.clone(),
                 flow.pool.clone(),
                 flow.decision,
             );
-            return self.admit(shared, &label, &policy, &pool, decision, cost, now_ms);
+            return self.admit(
+                shared, &tenant, &label, &policy, &pool, decision, cost, now_ms,
+            );
         }
         let context = self.context_id;
         shared.with_pools(|pools, _| pools.reestimate(context, cost));
@@ -990,6 +1000,7 @@ impl HttpContext for FairgateHttp {
             Verdict::Forward {
                 tenant,
                 label,
+                policy,
                 decision,
                 store_error,
             } => {
@@ -1011,7 +1022,7 @@ impl HttpContext for FairgateHttp {
                     );
                 }
                 let fair_admission = shared.pools.is_some();
-                let policy = gate.tenants().by_name.get(&label);
+                let policy = Some(&*policy);
                 // An LLM request with a body: decided once the body is read.
                 let reads_body = !end_of_stream
                     && policy.is_some_and(|p| gate.accountant().reads_bodies(p, fair_admission));
@@ -1039,7 +1050,7 @@ impl HttpContext for FairgateHttp {
                     let pool = route(&shared, &policy, now_ms);
                     let holds = shared.hold.try_borrow().is_ok_and(|h| h.holds());
                     self.flow = Some(Box::new(Flow::new(
-                        tenant,
+                        tenant.clone(),
                         label.clone(),
                         policy.clone(),
                         endpoint,
@@ -1065,14 +1076,16 @@ impl HttpContext for FairgateHttp {
                     if let Ok(mut counters) = shared.counters.try_borrow_mut() {
                         counters.count_named(forwarded_before_body_counter(&label));
                     }
-                    return self.admit(&shared, &label, &policy, &pool, decision, cost, now_ms);
+                    return self.admit(
+                        &shared, &tenant, &label, &policy, &pool, decision, cost, now_ms,
+                    );
                 }
                 let policy = match fair_admission || shared.routing.active {
                     true => policy.cloned(),
                     false => None,
                 };
                 drop(gate);
-                self.proceed(&shared, &label, policy, decision, REQUEST_COST)
+                self.proceed(&shared, &tenant, &label, policy, decision, REQUEST_COST)
             }
             Verdict::Reject {
                 reply,

@@ -5,6 +5,7 @@
 
 mod admission;
 mod budgets;
+mod claims;
 mod config;
 mod fleet;
 mod identity;
