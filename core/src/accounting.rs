@@ -122,6 +122,12 @@ impl Accountant {
         }
     }
 
+    /// Only these token buckets get keys of their own (see `Budgets`).
+    pub fn with_own_keys(mut self, ids: Vec<String>) -> Self {
+        self.budgets = self.budgets.with_own_keys(ids);
+        self
+    }
+
     /// Token budgets spent from fleet leases (SPEC 9).
     pub fn with_fleet(mut self, books: Option<FleetBooks>) -> Self {
         self.budgets = self.budgets.with_fleet(books);

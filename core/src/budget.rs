@@ -39,11 +39,28 @@ pub enum Taken {
 
 /// Budgets of all tenants, in one shared store under one key prefix: the Envoy's own
 /// token buckets, or in fleet mode its leases of the fleet's (`fleet`).
+///
+/// A configured tenant's bucket (and each of its models') has a key of its own. The
+/// buckets of every other tenant (the default policy's, the policy claims') live in
+/// `SHARDS` keys per kind, each a small map from bucket id to bucket, and only while
+/// they are not full: a full bucket is what a missing one reads as, so it is dropped
+/// at the next write to its shard. Shared data, where a key once written is never
+/// freed, then holds a fixed number of keys whatever the number of tenants, and
+/// entries only for the tenants whose buckets are still refilling.
 #[derive(Debug, Clone)]
 pub struct Budgets {
     prefix: String,
     fleet: Option<FleetBooks>,
+    /// The bucket ids with keys of their own; `None`: all of them.
+    own: Option<hashbrown::HashSet<String>>,
 }
+
+/// Shard keys per kind for the buckets of tenants not in `tenants`.
+pub const SHARDS: u64 = 1024;
+
+/// The most buckets one shard keeps; past it the one nearest to full is dropped (read
+/// as full from then on). 1024 × 512 buckets per kind still refilling at once.
+pub const MAX_PER_SHARD: usize = 512;
 
 impl Budgets {
     /// `prefix` namespaces the keys, e.g. `fairgate:<plugin name>:`.
@@ -51,7 +68,65 @@ impl Budgets {
         Self {
             prefix: prefix.into(),
             fleet: None,
+            own: None,
         }
+    }
+
+    /// Only these bucket ids get keys of their own (the configured tenants' and their
+    /// models'); every other lives in a shard.
+    pub fn with_own_keys(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.own = Some(ids.into_iter().collect());
+        self
+    }
+
+    fn is_own(&self, id: &str) -> bool {
+        id.len() > usize::from(u8::MAX) || self.own.as_ref().is_none_or(|own| own.contains(id))
+    }
+
+    /// The shard key of a bucket that has no key of its own.
+    pub fn shard_key(&self, kind: BudgetKind, id: &str) -> String {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6661_6972, 0x6761_7465);
+        h.write(id.as_bytes());
+        format!(
+            "{}bucket.{}.shard.{}",
+            self.prefix,
+            kind.as_str(),
+            h.finish() % SHARDS
+        )
+    }
+
+    /// Applies `f` to the bucket `id` of `kind` (`None`: never used, or full), writing
+    /// what it returns (`None`: nothing to write).
+    fn update<T>(
+        &self,
+        store: &dyn SharedStore,
+        kind: BudgetKind,
+        id: &str,
+        limit: &RateLimit,
+        now_ms: u64,
+        mut f: impl FnMut(Option<BucketState>) -> (Option<BucketState>, T),
+    ) -> Result<T, StoreError> {
+        if self.is_own(id) {
+            let initial = BucketState::full(limit, now_ms).encode();
+            return cas_update(store, &self.key(kind, id), &initial, |bytes| {
+                // An unreadable value (written by an older layout) is a full bucket.
+                match f(BucketState::decode(bytes)) {
+                    (Some(state), out) => Update::Write(state.encode().to_vec(), out),
+                    (None, out) => Update::Keep(out),
+                }
+            });
+        }
+        cas_update(store, &self.shard_key(kind, id), &[], |bytes| {
+            let mut shard = Shard::decode(bytes);
+            match f(shard.get(id, now_ms)) {
+                (Some(state), out) => {
+                    shard.put(id, state, limit);
+                    Update::Write(shard.encode(now_ms), out)
+                }
+                (None, out) => Update::Keep(out),
+            }
+        })
     }
 
     /// Budgets spent from fleet leases (SPEC 9).
@@ -102,16 +177,17 @@ impl Budgets {
         now_ms: u64,
         cost: f64,
     ) -> Result<Take, StoreError> {
-        let key = self.key(kind, tenant);
-        let initial = BucketState::full(limit, now_ms).encode();
-        cas_update(store, &key, &initial, |bytes| {
-            // An unreadable value (written by an older layout) counts as a full bucket.
-            let state = BucketState::decode(bytes);
-            match bucket::take(limit, state, now_ms, cost) {
-                t @ Take::Admitted { state, .. } => Update::Write(state.encode().to_vec(), t),
-                t @ Take::Limited { .. } => Update::Keep(t),
-            }
-        })
+        self.update(
+            store,
+            kind,
+            tenant,
+            limit,
+            now_ms,
+            |state| match bucket::take(limit, state, now_ms, cost) {
+                t @ Take::Admitted { state, .. } => (Some(state), t),
+                t @ Take::Limited { .. } => (None, t),
+            },
+        )
     }
 
     /// Takes `want` tokens, or, with `least` set, as many as the bucket holds if that
@@ -149,17 +225,17 @@ impl Budgets {
                 .take(store, kind, tenant, limit, now_ms, want)
                 .map(|t| outcome(t, want));
         };
-        let key = self.key(kind, tenant);
-        let initial = BucketState::full(limit, now_ms).encode();
-        cas_update(store, &key, &initial, |bytes| {
-            let state = BucketState::decode(bytes);
-            match bucket::take_up_to(limit, state, now_ms, want, least) {
-                (t @ Take::Admitted { state, .. }, n) => {
-                    Update::Write(state.encode().to_vec(), outcome(t, n))
-                }
-                (t @ Take::Limited { .. }, n) => Update::Keep(outcome(t, n)),
-            }
-        })
+        self.update(
+            store,
+            kind,
+            tenant,
+            limit,
+            now_ms,
+            |state| match bucket::take_up_to(limit, state, now_ms, want, least) {
+                (t @ Take::Admitted { state, .. }, n) => (Some(state), outcome(t, n)),
+                (t @ Take::Limited { .. }, n) => (None, outcome(t, n)),
+            },
+        )
     }
 
     /// Settles what a request took from `source`: it used `used` of the `taken`
@@ -201,12 +277,95 @@ impl Budgets {
         if amount == 0.0 || !amount.is_finite() {
             return Ok(());
         }
-        let key = self.key(kind, tenant);
-        let initial = BucketState::full(limit, now_ms).encode();
-        cas_update(store, &key, &initial, |bytes| {
-            let state = bucket::give_back(limit, BucketState::decode(bytes), now_ms, amount);
-            Update::Write(state.encode().to_vec(), ())
+        self.update(store, kind, tenant, limit, now_ms, |state| {
+            (Some(bucket::give_back(limit, state, now_ms, amount)), ())
         })
+    }
+}
+
+/// One shard: the buckets still refilling of the tenants whose ids hash to it, each
+/// with when it will be full (and so can be dropped). Layout: a u32 count, then per
+/// bucket its id (a u8 length and the bytes), tokens (f64), updated and full-at times
+/// (u64 ms); an unreadable value reads as an empty shard (every bucket in it full).
+#[derive(Debug, Default)]
+struct Shard {
+    buckets: Vec<(String, BucketState, u64)>,
+}
+
+impl Shard {
+    fn decode(bytes: &[u8]) -> Self {
+        Self::parse(bytes).unwrap_or_default()
+    }
+
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() {
+            return Some(Self::default());
+        }
+        let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+            let out = bytes.get(*at..at.checked_add(n)?)?;
+            *at += n;
+            Some(out)
+        };
+        let mut at = 0;
+        let count = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?);
+        let mut buckets = Vec::with_capacity((count as usize).min(MAX_PER_SHARD));
+        for _ in 0..count {
+            let len = usize::from(*take(&mut at, 1)?.first()?);
+            let id = std::str::from_utf8(take(&mut at, len)?).ok()?.to_string();
+            let tokens = f64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
+            let updated_ms = u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
+            let full_at = u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
+            if !tokens.is_finite() {
+                return None;
+            }
+            buckets.push((id, BucketState { tokens, updated_ms }, full_at));
+        }
+        (at == bytes.len()).then_some(Self { buckets })
+    }
+
+    /// The bucket `id`, unless it is missing or full by `now_ms`.
+    fn get(&self, id: &str, now_ms: u64) -> Option<BucketState> {
+        self.buckets
+            .iter()
+            .find(|(b, _, full_at)| b == id && *full_at > now_ms)
+            .map(|(_, state, _)| *state)
+    }
+
+    fn put(&mut self, id: &str, state: BucketState, limit: &RateLimit) {
+        let missing = (limit.burst - state.tokens).max(0.0);
+        let full_at = if missing == 0.0 {
+            0
+        } else if limit.per_second > 0.0 {
+            state
+                .updated_ms
+                .saturating_add((missing / limit.per_second * 1000.0).ceil() as u64)
+        } else {
+            u64::MAX
+        };
+        match self.buckets.iter_mut().find(|(b, _, _)| b == id) {
+            Some(entry) => *entry = (id.to_string(), state, full_at),
+            None => self.buckets.push((id.to_string(), state, full_at)),
+        }
+    }
+
+    /// The shard without the buckets full by `now_ms`, at most `MAX_PER_SHARD`.
+    fn encode(&mut self, now_ms: u64) -> Vec<u8> {
+        self.buckets.retain(|(_, _, full_at)| *full_at > now_ms);
+        if self.buckets.len() > MAX_PER_SHARD {
+            // The nearest to full go first: they lose the least.
+            self.buckets.sort_by_key(|b| std::cmp::Reverse(b.2));
+            self.buckets.truncate(MAX_PER_SHARD);
+        }
+        let mut out = Vec::with_capacity(4 + self.buckets.len() * 48);
+        out.extend_from_slice(&(self.buckets.len() as u32).to_le_bytes());
+        for (id, state, full_at) in &self.buckets {
+            out.push(id.len() as u8);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&state.tokens.to_le_bytes());
+            out.extend_from_slice(&state.updated_ms.to_le_bytes());
+            out.extend_from_slice(&full_at.to_le_bytes());
+        }
+        out
     }
 }
 
@@ -328,6 +487,85 @@ mod tests {
         assert!(matches!(t, Ok(Take::Limited { .. })));
         let t = budgets.take(&store, BudgetKind::Requests, "beta", &LIMIT, 0, 1.0);
         assert!(matches!(t, Ok(Take::Admitted { .. })));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn unlisted_tenants_share_shards_and_leave_them_once_their_buckets_are_full() {
+        let store = MemoryStore::new();
+        let budgets = Budgets::new("p:").with_own_keys(["acme".to_string()]);
+        // 3 a second, burst 3: each of 5000 tenants takes its burst.
+        let limit = RateLimit {
+            per_second: 3.0,
+            burst: 3.0,
+        };
+        for i in 0..5000 {
+            let tenant = format!("t{i}");
+            for _ in 0..3 {
+                let t = budgets.take(&store, BudgetKind::Requests, &tenant, &limit, 0, 1.0);
+                assert!(matches!(t, Ok(Take::Admitted { .. })), "{tenant}");
+            }
+            let t = budgets.take(&store, BudgetKind::Requests, &tenant, &limit, 0, 1.0);
+            assert!(
+                matches!(t, Ok(Take::Limited { .. })),
+                "{tenant}: its own bucket"
+            );
+        }
+        assert!(store
+            .get(&budgets.key(BudgetKind::Requests, "t1"))
+            .unwrap()
+            .is_none());
+        let shard = budgets.shard_key(BudgetKind::Requests, "t1");
+        let held = |store: &MemoryStore| {
+            (0..SHARDS)
+                .filter_map(|n| {
+                    let key = format!("p:bucket.requests.shard.{n}");
+                    store
+                        .get(&key)
+                        .unwrap()
+                        .map(|(v, _)| Shard::decode(&v).buckets.len())
+                })
+                .sum::<usize>()
+        };
+        assert_eq!(held(&store), 5000);
+        // A second later every bucket is full again: the next write to a shard drops
+        // its full ones, and t1 takes from a full bucket.
+        let t = budgets.take(&store, BudgetKind::Requests, "t1", &limit, 1000, 3.0);
+        assert!(matches!(t, Ok(Take::Admitted { .. })));
+        let (bytes, _) = store.get(&shard).unwrap().unwrap();
+        assert_eq!(
+            Shard::decode(&bytes).buckets.len(),
+            1,
+            "only t1, empty again"
+        );
+        // A configured tenant keeps its own key.
+        budgets
+            .take(&store, BudgetKind::Requests, "acme", &limit, 0, 1.0)
+            .unwrap();
+        assert!(store
+            .get(&budgets.key(BudgetKind::Requests, "acme"))
+            .unwrap()
+            .is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_shard_keeps_at_most_its_bound_dropping_the_nearest_to_full() {
+        let limit = RateLimit {
+            per_second: 1.0,
+            burst: 10.0,
+        };
+        let mut shard = Shard::default();
+        for i in 0..(MAX_PER_SHARD + 10) {
+            let state = BucketState {
+                tokens: (i % 10) as f64,
+                updated_ms: 0,
+            };
+            shard.put(&format!("t{i}"), state, &limit);
+        }
+        let bytes = shard.encode(0);
+        let back = Shard::decode(&bytes);
+        assert_eq!(back.buckets.len(), MAX_PER_SHARD);
+        assert!(back.get("t0", 0).is_some(), "the emptiest stays");
+        assert!(Shard::decode(b"garbage").buckets.is_empty());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

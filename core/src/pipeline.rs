@@ -61,12 +61,29 @@ impl Gate {
         let fleet = config
             .fleet_mode()
             .map(|mode| FleetBooks::new(key_prefix, mode));
+        // The configured tenants' buckets have keys of their own; the others share.
+        let own: Vec<String> = config
+            .tenants
+            .by_name
+            .iter()
+            .flat_map(|(name, policy)| {
+                let models = policy
+                    .models
+                    .keys()
+                    .map(|m| crate::accounting::model_bucket(name, m));
+                std::iter::once(name.to_string()).chain(models)
+            })
+            .collect();
         Self {
             identifier: TenantIdentifier::new(config.identity, &config.tenants, cache_seed),
             tenants: config.tenants,
-            budgets: Budgets::new(key_prefix).with_fleet(fleet.clone()),
+            budgets: Budgets::new(key_prefix)
+                .with_fleet(fleet.clone())
+                .with_own_keys(own.clone()),
             forward_header,
-            accountant: Accountant::new(config.tokens, key_prefix).with_fleet(fleet),
+            accountant: Accountant::new(config.tokens, key_prefix)
+                .with_fleet(fleet)
+                .with_own_keys(own),
             leases: Leases::default(),
         }
     }
@@ -477,10 +494,19 @@ mod tests {
             &store,
             &clock
         )));
-        let budgets = Budgets::new(PREFIX);
-        for tenant in ["zeta", "yotta", "free"] {
-            let key = budgets.key(BudgetKind::Requests, tenant);
-            assert!(store.get(&key).unwrap().is_some(), "{key}");
+        // The configured `free` has a key of its own; the unlisted share shards.
+        let budgets = Budgets::new(PREFIX).with_own_keys(["free".to_string()]);
+        assert!(store
+            .get(&budgets.key(BudgetKind::Requests, "free"))
+            .unwrap()
+            .is_some());
+        for tenant in ["zeta", "yotta"] {
+            assert!(store
+                .get(&budgets.key(BudgetKind::Requests, tenant))
+                .unwrap()
+                .is_none());
+            let shard = budgets.shard_key(BudgetKind::Requests, tenant);
+            assert!(store.get(&shard).unwrap().is_some(), "{shard}");
         }
     }
 

@@ -315,3 +315,40 @@ async fn on_a_redis_cluster_each_tenant_settles_in_its_own_slot() {
     let live = store.heartbeat(&[], Duration::from_secs(5)).await.unwrap();
     assert_eq!(live, 1);
 }
+
+/// `user:password@` in the URL: a Redis with a password for its default user, and one
+/// with an ACL user of its own; a wrong password is an outage, not a crash.
+#[tokio::test]
+async fn a_password_and_an_acl_user_in_the_url_authenticate() {
+    let op = BucketOp {
+        kind: BudgetKind::Requests,
+        limit: BucketLimit {
+            rate: 1.0,
+            burst: 5.0,
+        },
+        want: 2,
+        debt: 0,
+        give_back: 0,
+        spent: 0,
+        asker: 0,
+        fresh_ms: 0,
+    };
+    let server = RedisServer::start_args(&["--requirepass", "s3cret"]);
+    let url = |auth: &str| format!("redis://{auth}@127.0.0.1:{}/0", server.port);
+    let good = RedisStore::open(&url(":s3cret"), false, "fairgate", TIMEOUT).unwrap();
+    let takes = good.settle(TENANT, &[op]).await.unwrap();
+    assert_eq!(takes[0].granted, 2);
+    let bad = RedisStore::open(&url(":wrong"), false, "fairgate", TIMEOUT).unwrap();
+    assert!(bad.settle(TENANT, &[op]).await.is_err());
+
+    let acl = RedisServer::start_args(&["--user", "fairgate", "on", ">pw", "~fairgate:*", "+@all"]);
+    let url = format!("redis://fairgate:pw@127.0.0.1:{}/0", acl.port);
+    let store = RedisStore::open(&url, false, "fairgate", TIMEOUT).unwrap();
+    assert_eq!(store.settle(TENANT, &[op]).await.unwrap()[0].granted, 2);
+    assert_eq!(
+        store
+            .heartbeat(&["gw-a".to_string()], Duration::from_secs(1))
+            .await,
+        Ok(1)
+    );
+}

@@ -186,6 +186,11 @@ impl RedisServer {
         )
     }
 
+    /// On a free port, with more `redis-server` arguments (a password, ACL users).
+    pub fn start_args(extra: &[&str]) -> Self {
+        Self::start_with(free_port(), extra)
+    }
+
     fn start_with(port: u16, extra: &[&str]) -> Self {
         let mut command = Command::new("redis-server");
         command

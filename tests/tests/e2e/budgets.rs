@@ -144,3 +144,75 @@ async fn the_limit_holds_across_workers_under_concurrent_load() {
         "a worker had no connection: {stats}"
     );
 }
+
+/// Envoy's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Envoy's memory while `FAIRGATE_TENANTS` (default 1,000,000) distinct tenants pass,
+/// each with a bucket of the default policy, two requests each (the second refused):
+/// run by hand (`bench/tenants.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark, run by bench/tenants.sh"]
+async fn bench_memory_while_a_million_tenants_pass() {
+    let tenants: u64 = std::env::var("FAIRGATE_TENANTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let config = plugin::config(
+        json!({"header": "x-tenant-id"}),
+        json!({"free": {"weight": 1, "requests_per_second": 1, "request_burst": 1}}),
+        Some("free"),
+    );
+    let envoy = Envoy::start(&EnvoyConfig::new(config).concurrency(2));
+    let url = envoy.url("/v1/models");
+    let next = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    println!("FIGURE tenants=0 rss_mib={:.1}", rss_mib(envoy.pid()));
+    let start = Instant::now();
+    let step = tenants / 4;
+    for quarter in 1..=4u64 {
+        let end = step * quarter;
+        let workers: Vec<_> = (0..64)
+            .map(|_| {
+                let (next, refused, url) = (next.clone(), refused.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= end {
+                            next.fetch_sub(1, Ordering::Relaxed);
+                            break;
+                        }
+                        let tenant = format!("t{i}");
+                        for _ in 0..2 {
+                            let reply = get(&client, &url, &[("x-tenant-id", &tenant)]).await;
+                            if reply.status == 429 {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        println!(
+            "FIGURE tenants={end} rss_mib={:.1} refused={} elapsed_s={:.0}",
+            rss_mib(envoy.pid()),
+            refused.load(Ordering::Relaxed),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    // Every tenant's second request was refused: each had a bucket of its own.
+    assert_eq!(refused.load(Ordering::Relaxed), tenants / 4 * 4);
+}
