@@ -51,10 +51,11 @@ ensure_openai_sdk() {
 # Redis from Debian's redis-server, for fleet mode's tests and demo (each starts its
 # own server on a free port; the package's service is not used).
 ensure_redis() {
-  command -v redis-server >/dev/null && return 0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
-  command -v redis-server >/dev/null
+  # openssl: the TLS test makes its certificates with it.
+  command -v redis-server >/dev/null && command -v openssl >/dev/null && return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openssl >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openssl >/dev/null; }
+  command -v redis-server >/dev/null && command -v openssl >/dev/null
 }
 
 build_filter() {

@@ -101,11 +101,18 @@ pub async fn run(options: Options) -> Result<(), Fatal> {
 
     let fleet = match &config.fleet {
         Some(fleet) => {
-            let store = RedisStore::open(
+            let ca_pem = match &fleet.tls_ca_file {
+                Some(file) => Some(std::fs::read(file).map_err(|e| {
+                    Fatal::Config(format!("{path}: fleet.tls_ca_file: {file}: {e}"))
+                })?),
+                None => None,
+            };
+            let store = RedisStore::open_with_ca(
                 &fleet.redis_url,
                 fleet.cluster,
                 &fleet.key_prefix,
                 fleet.timeout,
+                ca_pem,
             )
             .map_err(|e| Fatal::Config(format!("{path}: fleet.redis_url: {e}")))?;
             let settings = FleetSettings {

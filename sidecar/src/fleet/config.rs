@@ -26,6 +26,8 @@ pub struct RawFleet {
     key_prefix: Option<String>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    tls_ca_file: Option<String>,
 }
 
 /// The validated section.
@@ -42,6 +44,9 @@ pub struct FleetConfig {
     pub key_prefix: String,
     /// A Redis call slower than this is an outage.
     pub timeout: Duration,
+    /// `rediss://`: the CA certificates (PEM) that sign Redis's certificate, in place
+    /// of the system's roots (a platform's private CA).
+    pub tls_ca_file: Option<String>,
 }
 
 impl FleetConfig {
@@ -105,6 +110,7 @@ pub fn validate(raw: RawFleet, redis_url: Option<String>) -> Result<FleetConfig,
         cluster: raw.cluster,
         key_prefix,
         timeout: Duration::from_millis(timeout_ms),
+        tls_ca_file: raw.tls_ca_file,
     })
 }
 

@@ -60,6 +60,9 @@ pub struct LeaseBook {
     pub owed_debt: u64,
     /// Reported spent and not yet told to the store (which counts it held till then).
     pub owed_spent: u64,
+    /// Held by the Envoy from grants of a store that has since lost its data: spent or
+    /// expired, it is not the new store's to take back.
+    unbacked: u64,
     pub to_return: u64,
 }
 
@@ -93,6 +96,7 @@ impl LeaseBook {
             expires_ms: 0,
             owed_debt: 0,
             owed_spent: 0,
+            unbacked: 0,
             to_return: 0,
         }
     }
@@ -119,8 +123,17 @@ impl LeaseBook {
             .held
             .saturating_sub(reported.spent.saturating_add(reported.expired));
         self.owed_debt = self.owed_debt.saturating_add(reported.debt);
-        self.owed_spent = self.owed_spent.saturating_add(reported.spent);
-        self.to_return = self.to_return.saturating_add(reported.expired);
+        // What was granted by a store that lost its data is gone from it already.
+        let spent_unbacked = reported.spent.min(self.unbacked);
+        self.unbacked -= spent_unbacked;
+        let expired_unbacked = reported.expired.min(self.unbacked);
+        self.unbacked -= expired_unbacked;
+        self.owed_spent = self
+            .owed_spent
+            .saturating_add(reported.spent - spent_unbacked);
+        self.to_return = self
+            .to_return
+            .saturating_add(reported.expired - expired_unbacked);
         let elapsed_ms = now_ms.saturating_sub(self.last_report_ms);
         if elapsed_ms > 0 {
             let pace =
@@ -205,8 +218,17 @@ impl LeaseBook {
     /// reported expired, goes back; nothing is held any more.
     pub fn abandon(&mut self) -> u64 {
         self.pending.clear();
-        self.to_return += std::mem::take(&mut self.held);
+        let held = std::mem::take(&mut self.held);
+        self.to_return += held.saturating_sub(std::mem::take(&mut self.unbacked));
         self.to_return
+    }
+
+    /// The store lost its data (a new epoch): what the Envoy holds is not the store's
+    /// any more, and what was owed to the old one is owed to nobody.
+    pub fn store_lost(&mut self) {
+        self.unbacked = self.held;
+        self.owed_spent = 0;
+        self.to_return = 0;
     }
 
     /// The lease as the answer carries it.

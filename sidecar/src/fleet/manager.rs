@@ -69,6 +69,8 @@ struct Health {
     draining: bool,
     /// Not yet handed back (the store failed); retried every tick.
     returns: Vec<Return>,
+    /// The store's epoch as last seen; a new one means it lost its data.
+    epoch: Option<String>,
 }
 
 /// One Envoy's books.
@@ -156,6 +158,7 @@ impl<S: FleetStore> FleetManager<S> {
                 replicas: 1,
                 draining: false,
                 returns: Vec::new(),
+                epoch: None,
             }),
             envoys: Mutex::new(HashMap::new()),
         }
@@ -307,11 +310,37 @@ impl<S: FleetStore> FleetManager<S> {
             self.health().replicas = n;
             self.metrics.replicas(n);
         }
+        self.check_epoch().await;
         if !gone.is_empty() {
             // A failure leaves them to lapse with their heartbeats.
             let _ = self.call(self.store.leave(&gone)).await;
         }
         self.hand_back().await;
+    }
+
+    /// Asks the store for its epoch; where it changed (Redis restarted without its
+    /// data), forgets what was owed to the old store: what Envoys hold from its grants
+    /// is spent or expires without being taken back from the new one's books.
+    async fn check_epoch(&self) {
+        // Random (std's hasher keys are drawn per `RandomState`): two stores' epochs differ.
+        let random =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+        let candidate = format!("{}-{random:016x}", self.settings.sidecar);
+        let Ok(epoch) = self.call(self.store.epoch(&candidate)).await else {
+            return;
+        };
+        let known = self.health().epoch.replace(epoch.clone());
+        if known.is_none() || known.as_deref() == Some(epoch.as_str()) {
+            return;
+        }
+        log("fleet: the store lost its data (a new epoch): what was granted before is forgotten by it");
+        self.health().returns.clear();
+        for (_, entry) in self.books() {
+            let mut book = entry.lock().await;
+            for lease in book.leases.values_mut() {
+                lease.store_lost();
+            }
+        }
     }
 
     /// Shutting down: no more grants or renewals. Returns how long until every lease

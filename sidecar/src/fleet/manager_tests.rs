@@ -309,3 +309,34 @@ async fn a_restarted_envoy_hands_back_its_old_allowance() {
     assert!(held > 0);
     assert_eq!(fleet.store.level(TENANT, BudgetKind::Requests), Some(100.0));
 }
+
+#[tokio::test]
+async fn a_store_that_lost_its_data_is_not_charged_for_what_was_granted_before() {
+    let fleet = Fleet::new(1);
+    let sidecar = &fleet.sidecars[0];
+    // A bucket that does not refill: what the new store holds shows every charge.
+    let mut a = FilterSim::new("envoy-a", POLL_MS, 0.0, 100.0);
+    let mut b = FilterSim::new("envoy-b", POLL_MS, 0.0, 100.0);
+    a.round(sidecar, fleet.now()).await;
+    sidecar.tick().await;
+    let held_a = a.allowance;
+    assert!(held_a > 0);
+    // Redis restarts empty: a new epoch, seen on the next tick.
+    fleet.store.lose_data();
+    sidecar.tick().await;
+    b.round(sidecar, fleet.now()).await;
+    let held_b = b.allowance;
+    assert!(held_b > 0);
+    // A spends what it held from the old store and reports it.
+    let granted_a = a.granted;
+    assert_eq!(a.offer(held_a, fleet.now()), held_a);
+    fleet.clock.advance_ms(POLL_MS);
+    a.round(sidecar, fleet.now()).await;
+    let new_a = a.granted - granted_a;
+    // The new store holds B's grants and A's new ones: A's spending of the old store's
+    // grants freed nothing of B's in it.
+    let held = fleet.store.held(TENANT, BudgetKind::Requests);
+    assert_eq!(held, Some((held_b + new_a) as f64));
+    let level = fleet.store.level(TENANT, BudgetKind::Requests);
+    assert_eq!(level, Some(100.0 - (held_b + new_a) as f64));
+}

@@ -18,6 +18,7 @@ struct Inner {
     buckets: HashMap<(String, BudgetKind), BucketState>,
     /// Envoy → when its heartbeat lapses.
     envoys: HashMap<String, u64>,
+    epoch: Option<String>,
     failing: Option<StoreError>,
     /// How long each call takes (a slow store).
     delay: Duration,
@@ -44,9 +45,25 @@ impl MemoryStore {
         self.lock().failing = error;
     }
 
+    /// Forgets every bucket, Envoy and the epoch: a Redis restarted without persistence.
+    pub fn lose_data(&self) {
+        let mut inner = self.lock();
+        inner.buckets.clear();
+        inner.envoys.clear();
+        inner.epoch = None;
+    }
+
     /// From now on every call takes `delay` before it answers.
     pub fn set_delay(&self, delay: Duration) {
         self.lock().delay = delay;
+    }
+
+    /// What Envoys hold of a bucket, as the store counts it (`None`: never touched).
+    pub fn held(&self, tenant: &str, kind: BudgetKind) -> Option<f64> {
+        self.lock()
+            .buckets
+            .get(&(tenant.to_string(), kind))
+            .map(|b| b.held)
     }
 
     /// The level of a bucket as last written (`None`: never touched).
@@ -100,6 +117,14 @@ impl FleetStore for MemoryStore {
         }
         inner.envoys.retain(|_, lapses| *lapses > now);
         Ok(inner.envoys.len() as u32)
+    }
+
+    async fn epoch(&self, candidate: &str) -> Result<String, StoreError> {
+        let mut inner = self.check().await?;
+        Ok(inner
+            .epoch
+            .get_or_insert_with(|| candidate.to_string())
+            .clone())
     }
 
     async fn leave(&self, envoys: &[String]) -> Result<(), StoreError> {

@@ -49,20 +49,42 @@ impl RedisStore {
     /// A store on `url` (a cluster's seed nodes, comma-separated, when `cluster`);
     /// connects on first use. Fails only on a URL that cannot be used.
     pub fn open(url: &str, cluster: bool, prefix: &str, timeout: Duration) -> Result<Self, String> {
+        Self::open_with_ca(url, cluster, prefix, timeout, None)
+    }
+
+    /// [`Self::open`], `rediss://` trusting the CA certificates `ca_pem` (PEM) instead
+    /// of the system's roots.
+    pub fn open_with_ca(
+        url: &str,
+        cluster: bool,
+        prefix: &str,
+        timeout: Duration,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<Self, String> {
         install_tls_provider();
+        let certs = |root_cert| redis::TlsCertificates {
+            client_tls: None,
+            root_cert,
+        };
         let link = if cluster {
             let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = ClusterClient::builder(seeds)
+            let mut builder = ClusterClient::builder(seeds)
                 .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .response_timeout(timeout);
+            if let Some(pem) = ca_pem {
+                builder = builder.certs(certs(Some(pem)));
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             Link::Cluster {
                 client: Box::new(client),
                 connection: Mutex::new(None),
             }
         } else {
-            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let client = match ca_pem {
+                Some(pem) => redis::Client::build_with_tls(url, certs(Some(pem))),
+                None => redis::Client::open(url),
+            }
+            .map_err(|e| e.to_string())?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -203,6 +225,20 @@ impl FleetStore for RedisStore {
             invocation.arg(envoy);
         }
         self.invoke(&invocation).await
+    }
+
+    async fn epoch(&self, candidate: &str) -> Result<String, StoreError> {
+        // SET NX GET: the old value where there is one (left alone), else nil (set).
+        let mut connection = self.connection().await?;
+        let old: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:epoch", self.prefix))
+            .arg(candidate)
+            .arg("NX")
+            .arg("GET")
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(old.unwrap_or_else(|| candidate.to_string()))
     }
 
     async fn leave(&self, envoys: &[String]) -> Result<(), StoreError> {

@@ -352,3 +352,102 @@ async fn a_password_and_an_acl_user_in_the_url_authenticate() {
         Ok(1)
     );
 }
+
+/// `rediss://`: Redis over TLS, its certificate signed by a private CA that the
+/// sidecar is given (`tls_ca_file`); without that CA the handshake fails: an outage.
+#[tokio::test]
+async fn rediss_with_a_private_ca_connects_and_an_unknown_ca_is_refused() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("fairgate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fairgate test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+    let path = |f: &str| dir.join(f).display().to_string();
+    let tls_port = super::testkit::free_port().to_string();
+    let _server = RedisServer::start_args(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &path("redis.crt"),
+        "--tls-key-file",
+        &path("redis.key"),
+        "--tls-ca-cert-file",
+        &path("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+    let op = BucketOp {
+        kind: BudgetKind::Tokens,
+        limit: BucketLimit {
+            rate: 1.0,
+            burst: 100.0,
+        },
+        want: 40,
+        debt: 0,
+        give_back: 0,
+        spent: 0,
+        asker: 0,
+        fresh_ms: 0,
+    };
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let timeout = Duration::from_secs(2);
+    let store = RedisStore::open_with_ca(&url, false, "fairgate", timeout, Some(ca)).unwrap();
+    assert_eq!(store.settle(TENANT, &[op]).await.unwrap()[0].granted, 40);
+    let untrusting = RedisStore::open(&url, false, "fairgate", timeout).unwrap();
+    assert!(untrusting.settle(TENANT, &[op]).await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,6 +74,11 @@ pub trait FleetStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// The store's epoch: `candidate` if it has none yet (it is new, or lost its data),
+    /// else the one it has. A change tells a sidecar that what it handed out before was
+    /// forgotten by the store.
+    fn epoch(&self, candidate: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+
     /// Forgets `envoys` at once (they stopped), so that N drops without waiting for
     /// their heartbeats to lapse.
     fn leave(&self, envoys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
