@@ -543,8 +543,9 @@ async fn a_killed_sidecar_leaves_its_envoy_in_safe_mode_and_the_others_exact() {
         load.ok_by_envoy[0], load.ok_by_envoy[1]
     );
     assert!(load.other.is_empty(), "{:?}", load.other);
-    // Envoy 0 holds to a quarter of the budget on its own; Envoy 1 gets the fleet's.
+    // Envoy 0 holds to a quarter of the budget on its own; Envoy 1 draws on the
+    // fleet's, its lease growing from an even share of the three.
     assert!(load.ok_by_envoy[0] as f64 <= allowed / 4.0 + 1.0);
     assert!(load.ok_by_envoy[1] as f64 <= allowed + 1.0);
-    assert!(load.ok_by_envoy[1] as f64 >= 0.8 * RATE * load.secs);
+    assert!(load.ok_by_envoy[1] as f64 >= 0.5 * RATE * load.secs);
 }
