@@ -46,8 +46,8 @@ use crate::store::{
 pub const DEMAND_MS: u64 = 60_000;
 
 /// The most bucket records one Envoy reports (configured tenants and the unlisted ones
-/// it has seen): the poll body's bound. Past it, a new tenant's budget is enforced as
-/// in `safe` mode, at `1/N` locally.
+/// it has seen): the poll body's bound. Past it, a new tenant's request meets a fresh
+/// `1/N` bucket that is not kept: its budget is not enforced (a known defect).
 pub const MAX_RECORDS: usize = 20_000;
 
 /// The fleet settings a filter runs with: `fleet` and `sidecar` of the plugin config.
@@ -612,8 +612,8 @@ impl FleetBooks {
         Ok(listed)
     }
 
-    /// Takes for a request (module documentation); a bucket past `MAX_RECORDS` is
-    /// held locally, as in `safe` mode.
+    /// Takes for a request (module documentation). A bucket past `MAX_RECORDS` gets a
+    /// fresh `safe`-mode record each time, not kept: not enforced (a known defect).
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         &self,
