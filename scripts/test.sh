@@ -41,13 +41,15 @@ say "the end-to-end tests where the host matters, against the native module"
 # FAIRGATE_HOST=module puts libfairgate.so in each test's Envoy instead of the wasm
 # filter. Not here: what only the wasm host has (held headers learnt per VM, its
 # exports and VM roots on updates, its stats tags), the panic test (below), and the
-# fleet tests whose hosts' part (the poll and its grants) the four-Envoy and Redis
-# outage tests already cover.
+# fleet tests whose hosts' part (the poll and its grants, the pools' reports and
+# slots) the four-Envoy, shares and Redis outage tests already cover.
 FAIRGATE_HOST=module cargo test -p fairgate-e2e --test e2e -- --test-threads=1 \
   --skip module:: --skip isolation::an_envoy_that_cannot \
   --skip metrics::the_shipped_envoy_config_carries_the_stats_tags \
   --skip fleet::without_fleet_mode --skip fleet::a_token_budget \
-  --skip fleet::a_load_that_moves --skip fleet::a_killed_sidecar
+  --skip fleet::a_load_that_moves --skip fleet::a_killed_sidecar \
+  --skip fleet_pools::without_fleet_mode --skip fleet_pools::an_envoy_whose_tenants_stop \
+  --skip fleet_pools::a_sheddable_tenant
 
 say "a panic on each host: the test-only builds (--features test-panic)"
 mkdir -p target/test-panic

@@ -16,7 +16,10 @@
 //! taken here: they come back as `Action`s for the caller to take once it holds no
 //! borrow.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use fairgate_wire::fleet::PoolReport;
 
 use hashbrown::{HashMap, HashSet};
 
@@ -114,6 +117,34 @@ pub struct Pools {
     free: HashMap<String, bool>,
     /// Pool and tenant names, shared by the contexts that name them.
     names: HashSet<Arc<str>>,
+    /// Fleet mode: the slots this Envoy leases from the fleet.
+    fleet: Option<FleetSlots>,
+}
+
+/// Fleet mode (SPEC 9): each pool's capacity is the fleet's total, shared out by the
+/// sidecars as slot leases. What one worker knows of them, from the last snapshot.
+#[derive(Debug)]
+struct FleetSlots {
+    /// How long the sidecar may be silent before its silence is an outage.
+    stale_ms: u64,
+    /// When this worker first looked (until a first answer, or `stale_ms` after it,
+    /// the pools wait for their first lease).
+    started_ms: Option<u64>,
+    answered: bool,
+    /// Envoys live in the fleet, last seen: what an outage divides capacity by.
+    replicas: u32,
+    /// Per pool, the slots it runs under now.
+    capacity: HashMap<String, u32>,
+    /// Per pool and tenant, the part of its weight that counts here.
+    weights: HashMap<String, HashMap<String, f64>>,
+    /// Per pool, its last lease: slots, and until when (ms).
+    leased: HashMap<String, (u32, u64)>,
+}
+
+/// A pool's share of the fleet's capacity while the fleet's slots cannot be leased:
+/// `capacity ÷ N`, at least one slot.
+fn outage_share(capacity: u32, replicas: u32) -> u32 {
+    (capacity / replicas.max(1)).max(1).min(capacity)
 }
 
 /// A gauge reading: metric name and value.
@@ -178,7 +209,27 @@ impl Pools {
             live: HashMap::new(),
             free: HashMap::new(),
             names: HashSet::new(),
+            fleet: None,
         }
+    }
+
+    /// Fleet mode: each pool's capacity is what the sidecar leases this Envoy of the
+    /// fleet's total; `capacity ÷ N` once the lease has lapsed (N: the Envoys last seen
+    /// live). For `stale_ms` after the lapse, the smaller of the lease and that share:
+    /// the other Envoys' leases lapse too meanwhile, and the larger ones' requests
+    /// drain, before this one takes more than it held. Before a first lease (for
+    /// `stale_ms` at most), none.
+    pub fn with_fleet(mut self, stale_ms: u64) -> Self {
+        self.fleet = Some(FleetSlots {
+            stale_ms,
+            started_ms: None,
+            answered: false,
+            replicas: 1,
+            capacity: HashMap::new(),
+            weights: HashMap::new(),
+            leased: HashMap::new(),
+        });
+        self
     }
 
     /// Sets how long this worker's slots outlive its silence before other workers
@@ -204,6 +255,9 @@ impl Pools {
         let mut limits = Limits::new(&self.config, self.live.get(pool).copied(), reserved);
         if let Some(lease_ms) = self.lease_ms {
             limits.lease_ms = lease_ms;
+        }
+        if let Some(slots) = self.fleet.as_ref().and_then(|f| f.capacity.get(pool)) {
+            limits.capacity = *slots;
         }
         let mut op = op;
         let Updated {
@@ -254,22 +308,109 @@ impl Pools {
         self.contexts.values().any(|c| c.state == State::Queued)
     }
 
-    /// The live capacities from a fresh sidecar snapshot (none: configured caps).
-    pub fn set_live(&mut self, snapshot: Option<&Snapshot>) {
+    /// The live capacities from a fresh sidecar snapshot (none: configured caps), and
+    /// in fleet mode the slots it leases, at `now_ms`.
+    pub fn set_live(&mut self, snapshot: Option<&Snapshot>, now_ms: u64) {
         self.live.clear();
-        let Some(s) = snapshot else {
-            return;
-        };
-        for pool in self.reserved.keys() {
-            let capacity = if pool == SHARED_POOL {
-                s.capacity_of(self.shared.iter().map(String::as_str))
-            } else {
-                s.capacity_of([pool.as_str()])
-            };
-            if let Some(c) = capacity {
-                self.live.insert(pool.clone(), c);
+        if let Some(s) = snapshot {
+            for pool in self.reserved.keys() {
+                let capacity = if pool == SHARED_POOL {
+                    s.capacity_of(self.shared.iter().map(String::as_str))
+                } else {
+                    s.capacity_of([pool.as_str()])
+                };
+                if let Some(c) = capacity {
+                    self.live.insert(pool.clone(), c);
+                }
             }
         }
+        if self.fleet.is_some() {
+            self.set_slots(snapshot, now_ms);
+        }
+    }
+
+    /// The fleet's total for `pool`: the live capacity capped by the configured one.
+    fn fleet_total(&self, pool: &str) -> u32 {
+        Limits::new(&self.config, self.live.get(pool).copied(), &[]).capacity
+    }
+
+    fn set_slots(&mut self, snapshot: Option<&Snapshot>, now_ms: u64) {
+        let totals: Vec<(String, u32)> = self
+            .reserved
+            .keys()
+            .map(|p| (p.clone(), self.fleet_total(p)))
+            .collect();
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        let started = *fleet.started_ms.get_or_insert(now_ms);
+        let view = snapshot.and_then(|s| Some((s.received_at_ms, s.fleet.as_ref()?)));
+        if let Some((_, view)) = view {
+            fleet.answered = true;
+            fleet.replicas = view.replicas.max(1);
+        }
+        fleet.capacity.clear();
+        fleet.weights.clear();
+        // Before the first answer (for `stale_ms` at most): wait for a first lease.
+        let waiting = !fleet.answered && now_ms.saturating_sub(started) <= fleet.stale_ms;
+        for (pool, total) in totals {
+            let lease = view.and_then(|(at, v)| {
+                let l = v.pools.get(&pool)?;
+                let until = at.saturating_add(l.expires_in_ms);
+                (now_ms < until).then_some((l, until))
+            });
+            let share = outage_share(total, fleet.replicas);
+            let slots = match (lease, fleet.leased.get(&pool)) {
+                (Some((l, until)), _) => {
+                    if !l.weights.is_empty() {
+                        let weights = l.weights.clone().into_iter().collect();
+                        fleet.weights.insert(pool.clone(), weights);
+                    }
+                    fleet.leased.insert(pool.clone(), (l.slots, until));
+                    l.slots
+                }
+                (None, Some(&(slots, until))) if now_ms < until.saturating_add(fleet.stale_ms) => {
+                    slots.min(share)
+                }
+                (None, _) if waiting => 0,
+                (None, _) => share,
+            };
+            fleet.capacity.insert(pool, slots);
+        }
+    }
+
+    /// Fleet mode: what the poll tells the sidecar of each pool (its demand for slots).
+    pub fn fleet_reports(&mut self, host: &impl PoolHost) -> BTreeMap<String, PoolReport> {
+        let mut reports = BTreeMap::new();
+        let mut pools: Vec<String> = self.reserved.keys().cloned().collect();
+        pools.sort();
+        for pool in pools {
+            let capacity = self.fleet_total(&pool);
+            let read = self.update(host, &pool, |p, limits| PoolReport {
+                capacity,
+                in_flight: p.in_use(),
+                limit: limits.capacity,
+                tenants: p.demand().map(|(t, d)| (t.to_string(), d)).collect(),
+            });
+            match read {
+                Ok(report) => {
+                    reports.insert(pool, report);
+                }
+                Err(e) => host.log(
+                    Level::Warn,
+                    &format!("fairgate: reading pool {pool} for the fleet poll: {e}"),
+                ),
+            }
+        }
+        reports
+    }
+
+    /// The part of `tenant`'s weight that counts in `pool` here (fleet mode).
+    fn weight_scale(&self, pool: &str, tenant: &str) -> f64 {
+        self.fleet
+            .as_ref()
+            .and_then(|f| f.weights.get(pool)?.get(tenant).copied())
+            .unwrap_or(1.0)
     }
 
     /// Admits, queues or refuses the request of `context` in `pool`, expected to
@@ -295,8 +436,9 @@ impl Pools {
             enqueued_at_ms: now_ms,
             cost,
         };
+        let scale = self.weight_scale(&pool, tenant);
         let outcome = self.update(host, &pool, |p, limits| {
-            p.try_admit(tenant, policy, ticket, limits)
+            p.try_admit_scaled(tenant, policy, scale, ticket, limits)
         });
         let admission = match outcome {
             Ok(a) => a,
@@ -717,25 +859,31 @@ mod tests {
         assert!(host.logged.borrow().is_empty());
     }
 
+    /// Requests 1..=n of acme at `now_ms`, each costing 1.
+    fn admit_acme(w: &mut Pools, host: &TestHost, config: &Config, n: u32, now_ms: u64) {
+        let mut actions = Vec::new();
+        let acme = policy(config, "acme");
+        for context in 1..=n {
+            let pool = SHARED_POOL;
+            w.admit(
+                host,
+                context,
+                "acme",
+                &acme,
+                pool,
+                1.0,
+                now_ms,
+                &mut actions,
+            );
+        }
+    }
+
     #[test]
     fn gauges_read_every_pool_without_changing_it() {
         let (host, config) = (host(), config(2, 5_000));
         let mut worker = pools(1, &config);
         let mut reporter = pools(0, &config);
-        let mut actions = Vec::new();
-        let acme = policy(&config, "acme");
-        for context in 1..=3 {
-            worker.admit(
-                &host,
-                context,
-                "acme",
-                &acme,
-                SHARED_POOL,
-                1.0,
-                0,
-                &mut actions,
-            );
-        }
+        admit_acme(&mut worker, &host, &config, 3, 0);
         let gauges = reporter.gauges(&host);
         assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 2, 2)]);
         assert_eq!(
@@ -773,5 +921,76 @@ mod tests {
         assert!(actions.is_empty());
         let gauges = w.tick(&host, 10, &mut actions);
         assert_eq!(gauges.pools, vec![(SHARED_POOL.to_string(), 0, 1)]);
+    }
+
+    /// A snapshot of a fleet answer that arrived at `at_ms`, leasing `slots` of the
+    /// shared pool for `expires_in_ms`, `acme` counting half its weight here.
+    fn fleet_snapshot(at_ms: u64, slots: u32, expires_in_ms: u64, state: &str) -> Snapshot {
+        let body = serde_json::json!({
+            "version": 1, "generated_at_ms": 0, "source": "sim", "clusters": {},
+            "fleet": {"state": state, "replicas": 3, "sidecar": "s", "tenants": {},
+                "pools": {"shared": {"slots": slots, "expires_in_ms": expires_in_ms,
+                    "weights": {"acme": 0.5}}}}
+        });
+        Snapshot::parse(body.to_string().as_bytes(), at_ms).unwrap()
+    }
+
+    fn capacity(w: &mut Pools, host: &TestHost) -> u64 {
+        w.gauges(host).pools[0].2
+    }
+
+    #[test]
+    fn in_fleet_mode_a_pool_runs_under_its_lease_else_capacity_over_n() {
+        let (host, config) = (host(), config(10, 5_000));
+        let mut w = pools(1, &config).with_fleet(1_000);
+        // Before a first answer: no slot, for `stale_ms` at most.
+        w.set_live(None, 100);
+        assert_eq!(capacity(&mut w, &host), 0);
+        w.set_live(None, 1_200);
+        assert_eq!(capacity(&mut w, &host), 10, "no N known yet: 10 ÷ 1");
+        let leased = fleet_snapshot(2_000, 4, 300, "exact");
+        w.set_live(Some(&leased), 2_100);
+        assert_eq!(capacity(&mut w, &host), 4);
+        assert_eq!(w.weight_scale(SHARED_POOL, "acme"), 0.5);
+        assert_eq!(w.weight_scale(SHARED_POOL, "free"), 1.0);
+        // The lease lapsed: the smaller of it and 10 ÷ 3 for `stale_ms`, then 10 ÷ 3.
+        let big = fleet_snapshot(3_000, 6, 300, "safe");
+        w.set_live(Some(&big), 3_100);
+        assert_eq!(capacity(&mut w, &host), 6);
+        w.set_live(Some(&big), 3_300);
+        assert_eq!(capacity(&mut w, &host), 3);
+        assert_eq!(w.weight_scale(SHARED_POOL, "acme"), 1.0);
+        let small = fleet_snapshot(5_000, 1, 300, "safe");
+        w.set_live(Some(&small), 5_100);
+        w.set_live(Some(&small), 6_000);
+        assert_eq!(
+            capacity(&mut w, &host),
+            1,
+            "1 leased, 3 its share: 1 until 6,300"
+        );
+        w.set_live(Some(&small), 6_301);
+        assert_eq!(capacity(&mut w, &host), 3);
+        // The sidecar silent: still 10 ÷ the last N.
+        w.set_live(None, 9_000);
+        assert_eq!(capacity(&mut w, &host), 3);
+    }
+
+    #[test]
+    fn the_fleet_report_says_who_waits_and_what_the_pool_runs_under() {
+        let (host, config) = (host(), config(10, 5_000));
+        let mut w = pools(1, &config).with_fleet(1_000);
+        w.set_live(Some(&fleet_snapshot(0, 2, 1_000, "exact")), 10);
+        admit_acme(&mut w, &host, &config, 3, 20);
+        let reports = w.fleet_reports(&host);
+        let report = &reports[SHARED_POOL];
+        assert_eq!(
+            (report.capacity, report.in_flight, report.limit),
+            (10, 2, 2)
+        );
+        let demand = report.tenants["acme"];
+        assert_eq!(
+            (demand.weight, demand.queued, demand.in_flight),
+            (4.0, 1, 2)
+        );
     }
 }

@@ -25,6 +25,12 @@
 //! reservation holds. A sheddable tenant (negative priority) is refused instead of
 //! queued when no slot is free for it.
 //!
+//! Fleet mode (SPEC 9): the pool's capacity is the slots its Envoy leases from the
+//! fleet, and a tenant whose requests also reach other Envoys counts here only the
+//! part of its weight its backlog here is of its backlog fleet-wide (`scale`, from
+//! the sidecar), so that the fleet's slots and each Envoy's order together follow
+//! the weights. [`PoolState::demand`] is what the Envoy reports for that.
+//!
 //! Leases: every slot and waiter records the VM that holds it, and the VM's lease is
 //! the last time it was seen (its `tick`, admissions and releases). `reclaim` frees
 //! the slots and drops the waiters of VMs not seen for `lease_ms` (a VM that panicked
@@ -33,7 +39,7 @@
 //!
 //! The whole pool is one value (`PoolState`) in shared data, so one compare-and-swap
 //! makes each operation atomic across worker VMs (`FairQueue::update`). Cost: each
-//! operation decodes and re-encodes the value, O(bytes): 17 bytes, then 33 and the
+//! operation decodes and re-encodes the value, O(bytes): 17 bytes, then 41 and the
 //! name per tenant, 8 per (tenant, VM) holding slots, 24 per waiter, 12 per lease; at
 //! most `MAX_TENANTS` tenants and `MAX_WAITERS` waiters (under 250 KB at worst with
 //! the config's 64-byte tenant ids, a few KB in practice). Handing out g slots costs
@@ -46,11 +52,13 @@ pub const SHARED_POOL: &str = "shared";
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
+use fairgate_wire::fleet::PoolTenant;
+
 use crate::config::{PoolConfig, Scheduler, TenantPolicy, Tenants};
 use crate::store::{cas_update, SharedStore, StoreError, Update};
 
 /// The layout of a stored pool: its first byte. Another version decodes as an error.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Tenants one pool tracks at most (idle ones are forgotten first).
 pub const MAX_TENANTS: usize = 512;
 /// Waiters one pool holds at most, all tenants together.
@@ -215,6 +223,9 @@ struct Share {
     priority: i32,
     /// `u32::MAX` when uncapped.
     max_concurrency: u32,
+    /// The part of its weight that counts in this pool (fleet mode: its backlog here
+    /// over its backlog fleet-wide; 1 otherwise), in (0, 1].
+    scale: f64,
 }
 
 impl Share {
@@ -228,13 +239,28 @@ impl Share {
             weight,
             priority: policy.priority,
             max_concurrency: policy.max_concurrency.unwrap_or(u32::MAX),
+            scale: 1.0,
         }
+    }
+
+    /// `of(policy)`, counting `scale` of its weight (outside (0, 1]: all of it).
+    fn scaled(policy: &TenantPolicy, scale: f64) -> Self {
+        let mut share = Self::of(policy);
+        if scale.is_finite() && scale > 0.0 && scale <= 1.0 {
+            share.scale = scale;
+        }
+        share
+    }
+
+    /// The weight that counts here.
+    fn effective_weight(&self) -> f64 {
+        self.weight * self.scale
     }
 
     /// The weighted service `cost` stands for; a cost that is not a number counts nothing.
     fn service(&self, cost: f64) -> f64 {
         if cost.is_finite() {
-            cost / self.weight
+            cost / self.effective_weight()
         } else {
             0.0
         }
@@ -275,7 +301,7 @@ impl TenantState {
 
     /// Slots in flight per unit of weight: the tie-break between equal counters.
     fn load(&self) -> f64 {
-        f64::from(self.in_flight()) / self.share.weight
+        f64::from(self.in_flight()) / self.share.effective_weight()
     }
 
     fn take_slot(&mut self, vm: u32) {
@@ -358,6 +384,20 @@ impl PoolState {
         self.tenants.iter().map(|t| t.queue.len()).sum()
     }
 
+    /// Every tenant with requests queued or in flight: its configured weight, band,
+    /// queued and in flight (fleet mode reports it to the sidecar).
+    pub fn demand(&self) -> impl Iterator<Item = (&str, PoolTenant)> + '_ {
+        self.tenants.iter().filter(|t| !t.is_idle()).map(|t| {
+            let tenant = PoolTenant {
+                weight: t.share.weight,
+                priority: t.share.priority,
+                queued: u32::try_from(t.queue.len()).unwrap_or(u32::MAX),
+                in_flight: t.in_flight(),
+            };
+            (t.name.as_str(), tenant)
+        })
+    }
+
     /// The tenant's virtual service counter, while the pool tracks it.
     pub fn service(&self, tenant: &str) -> Option<f64> {
         self.tenant(tenant).map(|t| t.counter)
@@ -373,9 +413,22 @@ impl PoolState {
         ticket: Ticket,
         limits: &Limits,
     ) -> Admission {
+        self.try_admit_scaled(tenant, policy, 1.0, ticket, limits)
+    }
+
+    /// [`Self::try_admit`], the tenant counting `scale` (in (0, 1]) of its weight
+    /// here: fleet mode, where its requests reach other Envoys too.
+    pub fn try_admit_scaled(
+        &mut self,
+        tenant: &str,
+        policy: &TenantPolicy,
+        scale: f64,
+        ticket: Ticket,
+        limits: &Limits,
+    ) -> Admission {
         let now_ms = ticket.enqueued_at_ms;
         let woken = self.fill(limits, now_ms);
-        let admit = match self.entry(tenant, Share::of(policy)) {
+        let admit = match self.entry(tenant, Share::scaled(policy, scale)) {
             None => Admit::QueueFull,
             Some(i) => self.admit_entry(i, ticket, limits),
         };
@@ -723,6 +776,7 @@ impl PoolState {
             put_f64(&mut out, t.share.weight);
             out.extend_from_slice(&t.share.priority.to_le_bytes());
             put_u32(&mut out, t.share.max_concurrency);
+            put_f64(&mut out, t.share.scale);
             put_f64(&mut out, t.counter);
             put_len(&mut out, t.holders.len());
             for h in &t.holders {
@@ -783,10 +837,15 @@ impl PoolState {
             if weight <= 0.0 {
                 return Err(DecodeError::Invalid("weight must be > 0"));
             }
+            let (priority, max_concurrency, scale) = (r.i32()?, r.u32()?, r.finite()?);
+            if scale <= 0.0 || scale > 1.0 {
+                return Err(DecodeError::Invalid("weight scale must be in (0, 1]"));
+            }
             let share = Share {
                 weight,
-                priority: r.i32()?,
-                max_concurrency: r.u32()?,
+                priority,
+                max_concurrency,
+                scale,
             };
             let counter = r.finite()?;
             let n = r.count(HOLDER_BYTES)?;
@@ -841,7 +900,7 @@ const LEASE_BYTES: usize = 12;
 const HOLDER_BYTES: usize = 8;
 const TICKET_BYTES: usize = 24;
 /// A tenant with a one-byte name, no holders and no waiters.
-const MIN_TENANT_BYTES: usize = 34;
+const MIN_TENANT_BYTES: usize = 42;
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -1647,8 +1706,11 @@ mod tests {
             Err(DecodeError::TrailingBytes(1))
         );
         let mut version = bytes.clone();
-        version[0] = 2;
-        assert_eq!(PoolState::decode(&version), Err(DecodeError::Version(2)));
+        version[0] = FORMAT_VERSION + 1;
+        assert_eq!(
+            PoolState::decode(&version),
+            Err(DecodeError::Version(FORMAT_VERSION + 1))
+        );
         let mut nan = bytes.clone();
         nan[1..9].copy_from_slice(&f64::NAN.to_le_bytes());
         assert!(matches!(

@@ -28,10 +28,12 @@
 //! allowance, or counted as `debt` where it holds too little); at expiry what the
 //! allowance holds moves to `expired`. Every total only grows.
 
+use std::collections::BTreeMap;
+
 use fairgate_wire::fleet::{
     BudgetKind as WireKind, Consumption, FleetAnswer, FleetPoll, TenantReport,
 };
-pub use fairgate_wire::fleet::{FleetState, OutageMode, FLEET_POLL_PATH};
+pub use fairgate_wire::fleet::{FleetState, OutageMode, PoolReport, FLEET_POLL_PATH};
 
 use crate::bucket::{self, BucketState, Quota, Take};
 use crate::budget::{BudgetKind, Taken};
@@ -714,14 +716,21 @@ impl FleetPoller {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// The body of `POST /v1/fleet/poll` at `now_ms`.
-    pub fn poll_body(&self, store: &dyn SharedStore, now_ms: u64) -> Result<Vec<u8>, StoreError> {
+    /// The body of `POST /v1/fleet/poll` at `now_ms`, with the pools' demand for slots
+    /// (`Pools::fleet_reports`).
+    pub fn poll_body(
+        &self,
+        store: &dyn SharedStore,
+        pools: BTreeMap<String, PoolReport>,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         let mut poll = FleetPoll {
             envoy: self.envoy.clone(),
             boot: self.boot.clone(),
             outage: self.books.mode.outage,
             poll_ms: self.books.mode.poll_ms,
             tenants: Default::default(),
+            pools,
         };
         for (kind, id) in self.books.entries(store)? {
             let key = self.books.key(kind, &id);
@@ -912,7 +921,10 @@ mod tests {
         }
 
         fn poll(&self, now_ms: u64) -> FleetPoll {
-            let body = self.poller.poll_body(&self.store, now_ms).unwrap();
+            let body = self
+                .poller
+                .poll_body(&self.store, BTreeMap::new(), now_ms)
+                .unwrap();
             serde_json::from_slice(&body).unwrap()
         }
 
@@ -945,6 +957,7 @@ mod tests {
                     replicas: 4,
                     sidecar: "s".into(),
                     tenants,
+                    pools: BTreeMap::new(),
                 },
             };
             let body = serde_json::to_vec(&answer).unwrap();

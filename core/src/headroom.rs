@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
+use fairgate_wire::fleet::{FleetState, SlotLease};
 use fairgate_wire::Headroom;
+use serde::Deserialize;
 
 /// One cluster as the filter needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,12 +34,35 @@ pub struct Snapshot {
     pub version: u64,
     pub received_at_ms: u64,
     pub clusters: BTreeMap<String, ClusterView>,
+    /// Fleet mode: the fleet's part of the answer to a fleet poll.
+    pub fleet: Option<FleetView>,
+}
+
+/// What every worker needs of a fleet answer: the state, N, and each pool's slots.
+/// (The budget grants are the poller's alone: it writes them into their records.)
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FleetView {
+    pub state: FleetState,
+    pub replicas: u32,
+    #[serde(default)]
+    pub pools: BTreeMap<String, SlotLease>,
+}
+
+/// The body as a snapshot reads it: the headroom, and of `fleet` only its view
+/// (serde skips the rest unread into memory).
+#[derive(Deserialize)]
+struct Body {
+    #[serde(flatten)]
+    headroom: Headroom,
+    #[serde(default)]
+    fleet: Option<FleetView>,
 }
 
 impl Snapshot {
     /// Parses the sidecar's `/v1/headroom` body; refuses headroom outside 0..1.
     pub fn parse(body: &[u8], received_at_ms: u64) -> Result<Snapshot, String> {
-        let h: Headroom = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let Body { headroom: h, fleet } =
+            serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let mut clusters = BTreeMap::new();
         for (name, c) in h.clusters {
             if !(c.headroom.is_finite() && (0.0..=1.0).contains(&c.headroom)) {
@@ -57,6 +82,7 @@ impl Snapshot {
             version: h.version,
             received_at_ms,
             clusters,
+            fleet,
         })
     }
 

@@ -231,7 +231,7 @@ impl FairgateConfig {
         let prefix = format!("fairgate:{name}:");
         let reporter = config.pool.clone().map(|pool| {
             let pools = Pools::new(0, pool, &config.tenants, &config.routing.shared_clusters);
-            Mutex::new(pools.with_lease_ms(u64::MAX))
+            Mutex::new(with_fleet(pools.with_lease_ms(u64::MAX), &config))
         });
         let tenants: Vec<String> = config.tenants.labels().map(|t| t.to_string()).collect();
         let mut clusters = config.routing.shared_clusters.clone();
@@ -299,7 +299,14 @@ impl FairgateConfig {
         let now_ms = SystemClock.now_ms();
         let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
         if let Some(sidecar) = &shared.sidecar {
-            sidecar.tick(envoy, now_ms);
+            let reports = || match (&shared.pools, &shared.reporter) {
+                (Some(host), Some(reporter)) => reporter
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .fleet_reports(host),
+                _ => Default::default(),
+            };
+            sidecar.tick(envoy, now_ms, reports);
             let _ = envoy.set_gauge(metrics.sidecar_fresh, u64::from(fresh.is_some()));
             if let Some((state, replicas)) = sidecar.fleet_state(now_ms) {
                 let _ = envoy.set_gauge(metrics.fleet_state, fleet::state_gauge(state));
@@ -321,7 +328,7 @@ impl FairgateConfig {
         };
         let gauges = {
             let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
-            reporter.set_live(fresh.as_deref());
+            reporter.set_live(fresh.as_deref(), now_ms);
             reporter.gauges(host)
         };
         for (pool, in_flight, capacity) in &gauges.pools {
@@ -468,7 +475,7 @@ impl Worker {
         self.ticked_at = now_ms;
         if let (Some(pools), Some(host)) = (self.pools.as_mut(), &shared.pools) {
             let fresh = shared.sidecar.as_ref().and_then(|s| s.fresh(now_ms));
-            pools.set_live(fresh.as_deref());
+            pools.set_live(fresh.as_deref(), now_ms);
             pools.tick(host, now_ms, &mut actions);
         }
         actions
@@ -510,7 +517,8 @@ impl Shared {
                             let shared = &config.routing.shared_clusters;
                             // Native workers end only with the process: nobody's
                             // slots are ever reclaimed.
-                            Pools::new(vm, pool, &config.tenants, shared).with_lease_ms(u64::MAX)
+                            let pools = Pools::new(vm, pool, &config.tenants, shared);
+                            with_fleet(pools.with_lease_ms(u64::MAX), &config)
                         });
                         let worker = Worker {
                             gate: Gate::new(config, &self.prefix, cache_seed()),
@@ -1316,5 +1324,13 @@ fn test_panic<EHF: EnvoyHttpFilter>(envoy: &EHF) {
         .is_some()
     {
         panic!("x-fairgate-test-panic");
+    }
+}
+
+/// `pools` in fleet mode where `config` has it.
+fn with_fleet(pools: Pools, config: &Config) -> Pools {
+    match config.fleet_mode() {
+        Some(mode) => pools.with_fleet(mode.stale_ms),
+        None => pools,
     }
 }

@@ -1,12 +1,13 @@
 //! The GPU sidecar, polled from the main thread through the filter configuration's
 //! HTTP callout every `poll_ms`; the last good snapshot is shared with every worker.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use envoy_proxy_dynamic_modules_rust_sdk::abi::envoy_dynamic_module_type_http_callout_result as CalloutResult;
 use envoy_proxy_dynamic_modules_rust_sdk::{EnvoyBuffer, EnvoyHttpFilterConfig};
 use fairgate_core::config::SidecarConfig;
-use fairgate_core::fleet::{FleetPoller, FleetState, FleetWatch, FLEET_POLL_PATH};
+use fairgate_core::fleet::{FleetPoller, FleetState, FleetWatch, PoolReport, FLEET_POLL_PATH};
 use fairgate_core::headroom::Snapshot;
 use fairgate_core::host::{Level, Turns};
 
@@ -77,8 +78,14 @@ impl Sidecar {
     }
 
     /// On the main thread's tick: sends a poll when one is due, and logs when the
-    /// snapshot turns fresh or stale.
-    pub fn tick(&self, envoy: &mut impl EnvoyHttpFilterConfig, now_ms: u64) {
+    /// snapshot turns fresh or stale. `pools`: the pools' demand for the fleet's slots,
+    /// asked for only when a fleet poll is sent.
+    pub fn tick(
+        &self,
+        envoy: &mut impl EnvoyHttpFilterConfig,
+        now_ms: u64,
+        pools: impl FnOnce() -> BTreeMap<String, PoolReport>,
+    ) {
         let mut poll = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
         let fresh = self.fresh(now_ms).is_some();
         if fresh != poll.fresh {
@@ -104,7 +111,7 @@ impl Sidecar {
         let sent = match &poll.fleet {
             None => crate::callout::get(envoy, cluster, path, "fairgate-sidecar", timeout_ms),
             Some((poller, _)) => poller
-                .poll_body(&ProcessStore, now_ms)
+                .poll_body(&ProcessStore, pools(), now_ms)
                 .map_err(|e| format!("fleet poll: {e}"))
                 .and_then(|body| {
                     let authority = "fairgate-sidecar";

@@ -46,6 +46,7 @@ pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     load: LoadMap,
+    total: Arc<Mutex<TenantLoad>>,
 }
 
 type LoadMap = Arc<Mutex<BTreeMap<String, TenantLoad>>>;
@@ -54,19 +55,25 @@ type LoadMap = Arc<Mutex<BTreeMap<String, TenantLoad>>>;
 /// (a client that goes away drops it mid-wait).
 struct InFlight {
     load: LoadMap,
+    total: Arc<Mutex<TenantLoad>>,
     tenant: String,
     completed: bool,
 }
 
 impl InFlight {
-    fn enter(load: LoadMap, tenant: String) -> Self {
+    fn enter(load: LoadMap, total: Arc<Mutex<TenantLoad>>, tenant: String) -> Self {
         if let Ok(mut map) = load.lock() {
             let l = map.entry(tenant.clone()).or_default();
             l.in_flight += 1;
             l.max_in_flight = l.max_in_flight.max(l.in_flight);
         }
+        if let Ok(mut l) = total.lock() {
+            l.in_flight += 1;
+            l.max_in_flight = l.max_in_flight.max(l.in_flight);
+        }
         Self {
             load,
+            total,
             tenant,
             completed: false,
         }
@@ -81,6 +88,10 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut map) = self.load.lock() {
             let l = map.entry(self.tenant.clone()).or_default();
+            l.in_flight = l.in_flight.saturating_sub(1);
+            l.completed += u64::from(self.completed);
+        }
+        if let Ok(mut l) = self.total.lock() {
             l.in_flight = l.in_flight.saturating_sub(1);
             l.completed += u64::from(self.completed);
         }
@@ -101,12 +112,15 @@ impl Upstream {
         let addr = listener.local_addr().expect("upstream addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let load: LoadMap = Arc::default();
+        let total: Arc<Mutex<TenantLoad>> = Arc::default();
         let record = seen.clone();
         let tenant_load = load.clone();
+        let all_load = total.clone();
         let app =
             axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
                 let record = record.clone();
                 let tenant_load = tenant_load.clone();
+                let all_load = all_load.clone();
                 async move {
                     let headers: Vec<(String, String)> = headers
                         .iter()
@@ -132,7 +146,7 @@ impl Upstream {
                             headers: headers.clone(),
                         });
                     }
-                    let in_flight = InFlight::enter(tenant_load, tenant);
+                    let in_flight = InFlight::enter(tenant_load, all_load, tenant);
                     if !service_time.is_zero() {
                         tokio::time::sleep(service_time).await;
                     }
@@ -143,7 +157,12 @@ impl Upstream {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Upstream { addr, seen, load }
+        Upstream {
+            addr,
+            seen,
+            load,
+            total,
+        }
     }
 
     /// Every request received so far.
@@ -154,6 +173,11 @@ impl Upstream {
     /// Per-tenant load so far (the tenant of each request is its `x-fairgate-tenant`).
     pub fn load(&self) -> BTreeMap<String, TenantLoad> {
         self.load.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// All tenants' load together: the most requests in flight at once, and so on.
+    pub fn total(&self) -> TenantLoad {
+        self.total.lock().map(|l| *l).unwrap_or_default()
     }
 
     /// How many requests were received so far.

@@ -14,7 +14,9 @@
 //!               "tokens_per_minute": 120000, "token_burst": 30000},
 //!    "demand": true,
 //!    "requests": {"spent": 131, "expired": 0, "applied": 12},
-//!    "tokens": {"spent": 80211, "debt": 312, "expired": 0, "applied": 9}}}}
+//!    "tokens": {"spent": 80211, "debt": 312, "expired": 0, "applied": 9}}},
+//!  "pools": {"shared": {"capacity": 14, "in_flight": 4, "limit": 4,
+//!    "tenants": {"acme": {"weight": 2, "priority": 0, "queued": 6, "in_flight": 4}}}}}
 //! ```
 //!
 //! ```json
@@ -22,7 +24,8 @@
 //!  "fleet": {"state": "exact", "replicas": 2, "sidecar": "gw-a-sidecar",
 //!    "tenants": {"acme": {
 //!      "requests": {"grants": [{"seq": 13, "amount": 10}], "expires_in_ms": 1000},
-//!      "tokens": {"grants": [], "expires_in_ms": 1000}}}}}
+//!      "tokens": {"grants": [], "expires_in_ms": 1000}}},
+//!    "pools": {"shared": {"slots": 6, "expires_in_ms": 600, "weights": {"acme": 0.5}}}}}
 //! ```
 //!
 //! Exactly once, whatever is lost or repeated:
@@ -37,6 +40,12 @@
 //!   lost and which is then sent again with the same totals, neither loses nor
 //!   double-counts anything. A new `boot` (the Envoy restarted) starts the counting
 //!   anew.
+//!
+//! Pools: every poll reports each pool's demand (`pools`); the answer leases the
+//! Envoy its slots of the fleet's capacity until `expires_in_ms`, with the part of
+//! each shared tenant's weight that counts at this Envoy. No sequence numbers: each
+//! answer states the whole lease, and the sidecar counts what the Envoy may still
+//! run under (its `limit`, its `in_flight`) against the others until it reports less.
 //!
 //! Leases: a kind's allowance at the filter expires `expires_in_ms` after the answer
 //! that carried it arrives (each answer sets it anew; `0` means expired now). The
@@ -139,6 +148,62 @@ pub struct FleetPoll {
     /// Every budgeted tenant the filter has seen (configured or from tokens).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantReport>,
+    /// Every pool of the filter (`pool` configured): its demand for the fleet's slots.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, PoolReport>,
+}
+
+/// One pool as one Envoy sees it: what it holds and who waits for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolReport {
+    /// The fleet's total: the sidecar's live capacity capped by `pool.max_concurrency`
+    /// (the cap alone without one).
+    pub capacity: u32,
+    /// Requests of the pool in flight at this Envoy.
+    #[serde(default)]
+    pub in_flight: u32,
+    /// The slots this Envoy runs under now (its last lease, or its outage share).
+    #[serde(default)]
+    pub limit: u32,
+    /// The pool's tenants with requests queued or in flight here.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, PoolTenant>,
+}
+
+/// One tenant's demand for a pool at one Envoy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolTenant {
+    /// Its configured weight (a share of the slots, fleet-wide).
+    pub weight: f64,
+    /// Its priority band (higher is served first; negative: sheddable).
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub queued: u32,
+    #[serde(default)]
+    pub in_flight: u32,
+}
+
+impl PoolTenant {
+    /// Requests of the tenant here that want a slot: queued or holding one.
+    pub fn backlog(&self) -> u32 {
+        self.queued.saturating_add(self.in_flight)
+    }
+}
+
+/// One pool's slots leased to one Envoy, and how its tenants weigh here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlotLease {
+    /// Requests of the pool this Envoy may have in flight.
+    pub slots: u32,
+    /// From the answer's arrival; 0: the lease has expired (follow `state`).
+    pub expires_in_ms: u64,
+    /// Per tenant queued here and at other Envoys too: the part of its weight that
+    /// counts here (its backlog here over its backlog fleet-wide), so that the local
+    /// fair order and the fleet's slots together follow the configured weights. A
+    /// tenant not listed counts its whole weight.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, f64>,
 }
 
 /// One tenant, as one Envoy sees it.
@@ -250,6 +315,9 @@ pub struct FleetGrants {
     /// Per tenant of the poll, its leases.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantLeases>,
+    /// Per pool of the poll, its slots.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, SlotLease>,
 }
 
 /// A tenant's leases; a kind without a limit has none.

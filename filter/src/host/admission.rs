@@ -8,12 +8,15 @@
 //! VM's queue: the waiter's context id and when it was sent; that VM resumes the
 //! waiter in `on_queue_ready`, within milliseconds.
 
+use std::collections::BTreeMap;
+
 use proxy_wasm::hostcalls;
 
 use super::{log_at, HostStore};
 use fairgate_core::admission::{self, Action, Admission, Gauge};
 use fairgate_core::config::{PoolConfig, TenantPolicy, Tenants};
 use fairgate_core::fair_queue::{FairQueue, PoolState, Updated};
+use fairgate_core::fleet::PoolReport;
 use fairgate_core::headroom::Snapshot;
 use fairgate_core::host::{Level, PoolHost};
 use fairgate_core::store::{cas_update, StoreError, Update};
@@ -63,6 +66,7 @@ impl Pools {
         config: PoolConfig,
         tenants: &Tenants,
         shared: &[String],
+        fleet_stale_ms: Option<u64>,
     ) -> Result<(Pools, u32), String> {
         let queue_id = hostcalls::register_shared_queue(&wake_queue(prefix, vm))
             .map_err(|s| format!("registering the wake-up queue: {s:?}"))?;
@@ -76,7 +80,10 @@ impl Pools {
             prefix: prefix.to_string(),
             vm_id,
         };
-        let pools = admission::Pools::new(vm, config, tenants, shared);
+        let mut pools = admission::Pools::new(vm, config, tenants, shared);
+        if let Some(stale_ms) = fleet_stale_ms {
+            pools = pools.with_fleet(stale_ms);
+        }
         Ok((Pools { pools, host }, queue_id))
     }
 
@@ -85,9 +92,14 @@ impl Pools {
         self.pools.had_free_slot(pool)
     }
 
-    /// The live capacities from a fresh sidecar snapshot (none: configured caps).
-    pub fn set_live(&mut self, snapshot: Option<&Snapshot>) {
-        self.pools.set_live(snapshot);
+    /// See `admission::Pools::set_live`.
+    pub fn set_live(&mut self, snapshot: Option<&Snapshot>, now_ms: u64) {
+        self.pools.set_live(snapshot, now_ms);
+    }
+
+    /// See `admission::Pools::fleet_reports`.
+    pub fn fleet_reports(&mut self) -> BTreeMap<String, PoolReport> {
+        self.pools.fleet_reports(&self.host)
     }
 
     /// See `admission::Pools::admit`.

@@ -538,6 +538,7 @@ impl RootContext for FairgateRoot {
             );
         }
         let jwks_config = config.identity.jwt.as_ref().and_then(|j| j.jwks.clone());
+        let fleet_stale_ms = config.fleet_mode().map(|m| m.stale_ms);
         let fleet = match config
             .fleet_mode()
             .map(|m| fleet_poller(&prefix, m, now_ms))
@@ -562,8 +563,16 @@ impl RootContext for FairgateRoot {
         };
         let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm, fleet)));
         let jwks = jwks_config.map(|c| RefCell::new(JwksFetch::new(&prefix, c, vm)));
-        let joined =
-            pool_config.map(|p| Pools::join(&prefix, vm, p, gate.tenants(), &routing.shared));
+        let joined = pool_config.map(|p| {
+            Pools::join(
+                &prefix,
+                vm,
+                p,
+                gate.tenants(),
+                &routing.shared,
+                fleet_stale_ms,
+            )
+        });
         let pools = match joined {
             None => None,
             Some(Ok((pools, queue_id))) => {
@@ -623,10 +632,14 @@ impl RootContext for FairgateRoot {
                 }
             }
             if let Some(Ok(mut sidecar)) = shared.sidecar.as_ref().map(RefCell::try_borrow_mut) {
-                gauges.extend(sidecar.tick(now_ms));
+                let reports = || match shared.pools.as_ref().map(RefCell::try_borrow_mut) {
+                    Some(Ok(mut pools)) => pools.fleet_reports(),
+                    _ => Default::default(),
+                };
+                gauges.extend(sidecar.tick(now_ms, reports));
                 let fresh = sidecar.fresh(now_ms);
                 if let Some(Ok(mut pools)) = shared.pools.as_ref().map(RefCell::try_borrow_mut) {
-                    pools.set_live(fresh);
+                    pools.set_live(fresh, now_ms);
                 }
             }
             if let Some(g) = shared.with_pools(|pools, actions| pools.tick(now_ms, actions)) {

@@ -2,6 +2,7 @@
 //! `dispatch_http_call` and stores the answer in shared data; every VM keeps a copy,
 //! re-read on its tick only when the stored value changed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
@@ -10,7 +11,7 @@ use proxy_wasm::types::LogLevel;
 use super::{call_answer, log, log_at, HostStore};
 use fairgate_core::admission::Gauge;
 use fairgate_core::config::SidecarConfig;
-use fairgate_core::fleet::{state_gauge, FleetPoller, FleetWatch, FLEET_POLL_PATH};
+use fairgate_core::fleet::{state_gauge, FleetPoller, FleetWatch, PoolReport, FLEET_POLL_PATH};
 use fairgate_core::headroom::{PollClaim, Snapshot};
 use fairgate_core::metrics::{FLEET_REPLICAS_GAUGE, FLEET_STATE_GAUGE};
 
@@ -77,9 +78,15 @@ impl Sidecar {
     }
 
     /// Polls when this VM wins the due poll, refreshes its copy, and returns gauges.
-    pub fn tick(&mut self, now_ms: u64) -> Vec<Gauge> {
+    /// `pools`: the pools' demand for the fleet's slots, asked for only when this VM
+    /// sends a fleet poll.
+    pub fn tick(
+        &mut self,
+        now_ms: u64,
+        pools: impl FnOnce() -> BTreeMap<String, PoolReport>,
+    ) -> Vec<Gauge> {
         if self.pending.is_none() {
-            self.maybe_poll(now_ms);
+            self.maybe_poll(now_ms, pools);
         }
         self.refresh(now_ms);
         let mut gauges = vec![("fg_sidecar_fresh".to_string(), u64::from(self.fresh))];
@@ -110,7 +117,7 @@ impl Sidecar {
         gauges
     }
 
-    fn maybe_poll(&mut self, now_ms: u64) {
+    fn maybe_poll(&mut self, now_ms: u64, pools: impl FnOnce() -> BTreeMap<String, PoolReport>) {
         let (vm, poll_ms) = (self.vm, self.config.poll_ms);
         let unclaimed = PollClaim::UNCLAIMED.encode();
         let claimed = cas_update(
@@ -137,7 +144,7 @@ impl Sidecar {
             ),
             Some(fleet) => {
                 fleet.polled = true;
-                match fleet.poller.poll_body(&HostStore, now_ms) {
+                match fleet.poller.poll_body(&HostStore, pools(), now_ms) {
                     Ok(body) => (
                         vec![
                             (":method", "POST"),

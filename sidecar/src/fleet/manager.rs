@@ -4,7 +4,9 @@
 //!
 //! A poll takes in each lease's report, sizes a top-up ([`super::lease`]), settles
 //! every tenant that needs it in one store call each (concurrently, each bounded by
-//! `timeout`), and answers the unacknowledged grants with each lease's expiry. A tick
+//! `timeout`), and answers the unacknowledged grants with each lease's expiry. For
+//! each pool it reads the live claims, shares the slots out ([`super::slots`]) and
+//! claims this Envoy's part (two store calls per pool). A tick
 //! heartbeats the live Envoys (N, fleet-wide, comes back), forgets an Envoy that
 //! stopped polling once its leases have expired and hands back what it held, and
 //! retries what could not be handed back before.
@@ -22,7 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fairgate_wire::fleet::{
-    BucketLimit, BudgetKind, FleetGrants, FleetPoll, FleetState, OutageMode, TenantLeases,
+    BucketLimit, BudgetKind, FleetGrants, FleetPoll, FleetState, OutageMode, PoolReport, SlotLease,
+    TenantLeases,
 };
 use futures_util::future::join_all;
 use tokio::sync::OwnedMutexGuard;
@@ -30,7 +33,8 @@ use tokio::sync::OwnedMutexGuard;
 use super::clock::Clock;
 use super::lease::LeaseBook;
 use super::metrics::FleetMetrics;
-use super::store::{BucketOp, FleetStore, StoreError};
+use super::slots;
+use super::store::{BucketOp, FleetStore, SlotClaim, SlotHolder, StoreError};
 use crate::poller::log;
 
 /// A lease lives this many of its Envoy's poll periods past its last renewal: one
@@ -71,6 +75,10 @@ struct Health {
     returns: Vec<Return>,
     /// The store's epoch as last seen; a new one means it lost its data.
     epoch: Option<String>,
+    /// Until then (ms), N does not fall below what it was before the store came back
+    /// or lost its data: until every live sidecar has heartbeated again, a missing
+    /// Envoy may still be running under its outage share of a pool.
+    recovering_until: u64,
 }
 
 /// One Envoy's books.
@@ -83,6 +91,8 @@ struct EnvoyBook {
     /// The state its last answer carried.
     state: Option<FleetState>,
     leases: BTreeMap<(String, BudgetKind), LeaseBook>,
+    /// Per pool, its lease of the pool's slots.
+    slots: BTreeMap<String, SlotBook>,
     /// Forgotten by a tick: a poll that waited for this book takes a new one.
     forgotten: bool,
 }
@@ -96,6 +106,7 @@ impl EnvoyBook {
             last_seen_ms: now_ms,
             state: None,
             leases: BTreeMap::new(),
+            slots: BTreeMap::new(),
             forgotten: false,
         }
     }
@@ -125,6 +136,24 @@ impl EnvoyBook {
         self.leases
             .values()
             .all(|l| now_ms >= l.expires_ms() + self.poll_ms)
+    }
+}
+
+/// One Envoy's lease of one pool's slots.
+#[derive(Debug, Default)]
+struct SlotBook {
+    slots: u32,
+    scales: BTreeMap<String, f64>,
+    expires_ms: u64,
+}
+
+impl SlotBook {
+    fn lease(&self, now_ms: u64) -> SlotLease {
+        SlotLease {
+            slots: self.slots,
+            expires_in_ms: self.expires_ms.saturating_sub(now_ms),
+            weights: self.scales.clone(),
+        }
     }
 }
 
@@ -159,6 +188,7 @@ impl<S: FleetStore> FleetManager<S> {
                 draining: false,
                 returns: Vec::new(),
                 epoch: None,
+                recovering_until: 0,
             }),
             envoys: Mutex::new(HashMap::new()),
         }
@@ -245,8 +275,29 @@ impl<S: FleetStore> FleetManager<S> {
             }
         }
 
-        let store_up = self.health().store_up;
         let until = now + LEASE_POLLS * book.poll_ms;
+        let mut pools = BTreeMap::new();
+        for (pool, report) in &poll.pools {
+            if self.health().store_up && !draining {
+                let claimed = self
+                    .claim_slots(pool, &poll.envoy, report, replicas, book.poll_ms)
+                    .await;
+                if let Ok((slots, scales)) = claimed {
+                    let entry = book.slots.entry(pool.clone()).or_default();
+                    let changed = entry.slots != slots;
+                    self.metrics.slots(pool, &poll.envoy, Some(slots), changed);
+                    *entry = SlotBook {
+                        slots,
+                        scales,
+                        expires_ms: until,
+                    };
+                }
+            }
+            let lease = book.slots.get(pool).map(|b| b.lease(now));
+            pools.insert(pool.clone(), lease.unwrap_or_default());
+        }
+
+        let store_up = self.health().store_up;
         let mut tenants = BTreeMap::new();
         for (tenant, report) in &poll.tenants {
             let mut leases = TenantLeases::default();
@@ -282,7 +333,58 @@ impl<S: FleetStore> FleetManager<S> {
             replicas,
             sidecar: self.settings.sidecar.clone(),
             tenants,
+            pools,
         }
+    }
+
+    /// Claims `envoy`'s share of `pool`'s slots: reads every live claim, shares the
+    /// pool out ([`slots::allocate`]) with this report in, and claims the target.
+    /// Returns the grant and the scales of the Envoy's tenants.
+    async fn claim_slots(
+        &self,
+        pool: &str,
+        envoy: &str,
+        report: &PoolReport,
+        replicas: u32,
+        poll_ms: u64,
+    ) -> Result<(u32, BTreeMap<String, f64>), StoreError> {
+        let mut holders = self.call(self.store.pool_holders(pool)).await?;
+        let floor = report.limit.max(report.in_flight);
+        let mine = SlotHolder {
+            report: report.clone(),
+            held: floor,
+        };
+        holders.insert(envoy.to_string(), mine);
+        // Envoys may see different live capacities: the least of them binds.
+        let capacity = holders
+            .values()
+            .map(|h| h.report.capacity)
+            .min()
+            .unwrap_or(report.capacity);
+        let reports: BTreeMap<String, PoolReport> = holders
+            .iter()
+            .map(|(e, h)| (e.clone(), h.report.clone()))
+            .collect();
+        let mut allocation = slots::allocate(capacity, &reports);
+        let unclaimed = replicas.saturating_sub(u32::try_from(holders.len()).unwrap_or(u32::MAX));
+        let claim = SlotClaim {
+            report: report.clone(),
+            capacity,
+            target: allocation.targets.get(envoy).copied().unwrap_or(0),
+            floor,
+            presumed: unclaimed.saturating_mul(capacity.div_ceil(replicas.max(1))),
+            ttl: Duration::from_millis((LEASE_POLLS + 1) * poll_ms),
+        };
+        let granted = self
+            .call(self.store.claim_slots(pool, envoy, &claim))
+            .await?;
+        let in_flight = holders
+            .values()
+            .map(|h| u64::from(h.report.in_flight))
+            .sum();
+        self.metrics.pool_in_flight(pool, in_flight);
+        let scales = allocation.scales.remove(envoy).unwrap_or_default();
+        Ok((granted, scales))
     }
 
     /// The background step, every heartbeat period: heartbeat the live Envoys (and so
@@ -306,8 +408,12 @@ impl<S: FleetStore> FleetManager<S> {
             .call(self.store.heartbeat(&live, self.settings.envoy_ttl))
             .await
         {
-            let n = n.max(live.len() as u32).max(1);
-            self.health().replicas = n;
+            let mut health = self.health();
+            let mut n = n.max(live.len() as u32).max(1);
+            if now < health.recovering_until {
+                n = n.max(health.replicas);
+            }
+            health.replicas = n;
             self.metrics.replicas(n);
         }
         self.check_epoch().await;
@@ -334,7 +440,12 @@ impl<S: FleetStore> FleetManager<S> {
             return;
         }
         log("fleet: the store lost its data (a new epoch): what was granted before is forgotten by it");
-        self.health().returns.clear();
+        let recovering_until = self.clock.now_ms() + self.settings.envoy_ttl.as_millis() as u64;
+        {
+            let mut health = self.health();
+            health.returns.clear();
+            health.recovering_until = recovering_until;
+        }
         for (_, entry) in self.books() {
             let mut book = entry.lock().await;
             for lease in book.leases.values_mut() {
@@ -400,6 +511,9 @@ impl<S: FleetStore> FleetManager<S> {
 
     /// Drops an Envoy's book (held locked by the caller), queueing what it held.
     fn forget(&self, envoy: &str, book: &mut EnvoyBook) {
+        for pool in std::mem::take(&mut book.slots).into_keys() {
+            self.metrics.slots(&pool, envoy, None, false);
+        }
         let returns = book.abandon();
         self.health().returns.extend(returns);
         self.metrics.envoy_gone(book.state);
@@ -468,6 +582,8 @@ impl<S: FleetStore> FleetManager<S> {
             }
             (Ok(_), false) => {
                 health.store_up = true;
+                health.recovering_until =
+                    self.clock.now_ms() + self.settings.envoy_ttl.as_millis() as u64;
                 self.metrics.store_up(true);
                 log("fleet: the store answers again: leases resume (exact)");
             }

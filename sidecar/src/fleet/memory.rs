@@ -3,19 +3,25 @@
 //! switch that makes every call fail, to drive the outage states. For tests, and for
 //! one sidecar that is its own fleet.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fairgate_wire::fleet::BudgetKind;
+use fairgate_wire::fleet::{BudgetKind, PoolReport};
 
 use super::bucket::{self, BucketState};
 use super::clock::Clock;
-use super::store::{BucketOp, BucketTake, FleetStore, StoreError};
+use super::slots;
+use super::store::{BucketOp, BucketTake, FleetStore, SlotClaim, SlotHolder, StoreError};
+
+/// One Envoy's claim on a pool: until when it stands, what it holds, its report.
+type Claim = (u64, u32, PoolReport);
 
 #[derive(Default)]
 struct Inner {
     buckets: HashMap<(String, BudgetKind), BucketState>,
+    /// Per pool, per Envoy.
+    slots: HashMap<String, BTreeMap<String, Claim>>,
     /// Envoy → when its heartbeat lapses.
     envoys: HashMap<String, u64>,
     epoch: Option<String>,
@@ -49,6 +55,7 @@ impl MemoryStore {
     pub fn lose_data(&self) {
         let mut inner = self.lock();
         inner.buckets.clear();
+        inner.slots.clear();
         inner.envoys.clear();
         inner.epoch = None;
     }
@@ -125,6 +132,46 @@ impl FleetStore for MemoryStore {
             .epoch
             .get_or_insert_with(|| candidate.to_string())
             .clone())
+    }
+
+    async fn pool_holders(&self, pool: &str) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut inner = self.check().await?;
+        let Some(claims) = inner.slots.get_mut(pool) else {
+            return Ok(BTreeMap::new());
+        };
+        claims.retain(|_, (until, _, _)| *until > now);
+        Ok(claims
+            .iter()
+            .map(|(envoy, (_, held, report))| {
+                let holder = SlotHolder {
+                    report: report.clone(),
+                    held: *held,
+                };
+                (envoy.clone(), holder)
+            })
+            .collect())
+    }
+
+    async fn claim_slots(
+        &self,
+        pool: &str,
+        envoy: &str,
+        claim: &SlotClaim,
+    ) -> Result<u32, StoreError> {
+        let now = self.clock.now_ms();
+        let mut inner = self.check().await?;
+        let claims = inner.slots.entry(pool.to_string()).or_default();
+        claims.retain(|_, (until, _, _)| *until > now);
+        let others: u32 = claims
+            .iter()
+            .filter(|(e, _)| e.as_str() != envoy)
+            .fold(0, |sum, (_, (_, held, _))| sum.saturating_add(*held));
+        let granted = slots::grant(claim, others);
+        let until = now + claim.ttl.as_millis() as u64;
+        let held = granted.max(claim.floor);
+        claims.insert(envoy.to_string(), (until, held, claim.report.clone()));
+        Ok(granted)
     }
 
     async fn leave(&self, envoys: &[String]) -> Result<(), StoreError> {

@@ -7,7 +7,10 @@
 //! bucket). Per sidecar: `redis_request_duration_seconds` (one round trip),
 //! `redis_errors_total{error}` (`unreachable`, `timeout`, `garbage`), `redis_up`,
 //! `replicas` (Envoys live fleet-wide), `envoys{state}` (this sidecar's Envoys by the
-//! state their last answer carried) and `state_changes_total{state}`.
+//! state their last answer carried) and `state_changes_total{state}`. Per pool:
+//! `slots{pool, envoy}` (leased to each of this sidecar's Envoys), `pool_in_flight{pool}`
+//! (requests in flight fleet-wide, as the last claims reported them) and
+//! `rebalances_total{pool}` (an Envoy's lease changed size).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +35,17 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotLabels {
+    pool: String,
+    envoy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -47,6 +61,9 @@ pub struct FleetMetrics {
     replicas: Gauge,
     envoys: Family<StateLabels, Gauge>,
     state_changes: Family<StateLabels, Counter>,
+    slots: Family<SlotLabels, Gauge>,
+    pool_in_flight: Family<PoolLabels, Gauge>,
+    rebalances: Family<PoolLabels, Counter>,
 }
 
 impl FleetMetrics {
@@ -64,6 +81,9 @@ impl FleetMetrics {
             replicas: Gauge::default(),
             envoys: Family::default(),
             state_changes: Family::default(),
+            slots: Family::default(),
+            pool_in_flight: Family::default(),
+            rebalances: Family::default(),
         };
         registry.register(
             "granted",
@@ -116,7 +136,53 @@ impl FleetMetrics {
             "Changes of an Envoy's fleet state, by the state entered",
             metrics.state_changes.clone(),
         );
+        registry.register(
+            "slots",
+            "Slots of a pool leased to one of this sidecar's Envoys",
+            metrics.slots.clone(),
+        );
+        registry.register(
+            "pool_in_flight",
+            "Requests of a pool in flight fleet-wide, as the Envoys last reported them",
+            metrics.pool_in_flight.clone(),
+        );
+        registry.register(
+            "rebalances",
+            "Changes of the size of an Envoy's lease of a pool's slots",
+            metrics.rebalances.clone(),
+        );
         metrics
+    }
+
+    /// `envoy` holds `slots` of `pool` now (`None`: no longer any); `changed`: a rebalance.
+    pub fn slots(&self, pool: &str, envoy: &str, slots: Option<u32>, changed: bool) {
+        let labels = SlotLabels {
+            pool: pool.to_string(),
+            envoy: envoy.to_string(),
+        };
+        match slots {
+            Some(n) => {
+                self.slots.get_or_create(&labels).set(i64::from(n));
+            }
+            None => {
+                self.slots.remove(&labels);
+            }
+        }
+        if changed {
+            let pool = PoolLabels {
+                pool: pool.to_string(),
+            };
+            self.rebalances.get_or_create(&pool).inc();
+        }
+    }
+
+    pub fn pool_in_flight(&self, pool: &str, in_flight: u64) {
+        let labels = PoolLabels {
+            pool: pool.to_string(),
+        };
+        self.pool_in_flight
+            .get_or_create(&labels)
+            .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
     }
 
     fn labels(tenant: &str, kind: BudgetKind) -> BudgetLabels {

@@ -8,12 +8,14 @@
 //! - Keys: `<prefix>:{<tenant>}:requests` and `:tokens`, hashes `{level, at}`; the
 //!   `{tenant}` hash tag keeps a tenant's buckets in one slot, so one script call
 //!   settles both. `<prefix>:envoys` is the sorted set of live Envoys.
-//! - Scripts (`settle.lua`, `heartbeat.lua`): `EVALSHA`, loaded again on `NOSCRIPT`
+//!   `<prefix>:{slots:<pool>}` holds the claims on a pool's slots, one field per Envoy.
+//! - Scripts (`settle.lua`, `heartbeat.lua`, `slots_read.lua`, `slots_claim.lua`): `EVALSHA`, loaded again on `NOSCRIPT`
 //!   (a restarted or failed-over server). Each runs atomically on the server and reads
 //!   Redis's own clock (`TIME`).
 //!
 //! Every call is bounded by the manager's timeout as well as by the connection's own.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -24,16 +26,20 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
-use super::store::{BucketOp, BucketTake, FleetStore, StoreError};
+use super::store::{BucketOp, BucketTake, FleetStore, SlotClaim, SlotHolder, StoreError};
 
 const SETTLE: &str = include_str!("settle.lua");
 const HEARTBEAT: &str = include_str!("heartbeat.lua");
+const SLOTS_READ: &str = include_str!("slots_read.lua");
+const SLOTS_CLAIM: &str = include_str!("slots_claim.lua");
 
 pub struct RedisStore {
     link: Link,
     prefix: String,
     settle: Script,
     heartbeat: Script,
+    slots_read: Script,
+    slots_claim: Script,
 }
 
 enum Link {
@@ -100,12 +106,19 @@ impl RedisStore {
             prefix: prefix.to_string(),
             settle: Script::new(SETTLE),
             heartbeat: Script::new(HEARTBEAT),
+            slots_read: Script::new(SLOTS_READ),
+            slots_claim: Script::new(SLOTS_CLAIM),
         })
     }
 
     /// The key of one of `tenant`'s buckets.
     pub fn bucket_key(&self, tenant: &str, kind: fairgate_wire::fleet::BudgetKind) -> String {
         format!("{}:{{{tenant}}}:{}", self.prefix, kind.as_str())
+    }
+
+    /// The hash of the claims on `pool`'s slots.
+    pub fn slots_key(&self, pool: &str) -> String {
+        format!("{}:{{slots:{pool}}}", self.prefix)
     }
 
     fn envoys_key(&self) -> String {
@@ -239,6 +252,56 @@ impl FleetStore for RedisStore {
             .await
             .map_err(store_error)?;
         Ok(old.unwrap_or_else(|| candidate.to_string()))
+    }
+
+    async fn pool_holders(&self, pool: &str) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
+        let mut invocation = self.slots_read.prepare_invoke();
+        invocation.key(self.slots_key(pool));
+        let flat: Vec<String> = self.invoke(&invocation).await?;
+        let mut holders = BTreeMap::new();
+        for entry in flat.chunks(3) {
+            let [envoy, held, report] = entry else {
+                return Err(StoreError::Garbage(format!(
+                    "{} values for the claims on {pool}",
+                    flat.len()
+                )));
+            };
+            let held = held
+                .parse()
+                .map_err(|_| StoreError::Garbage(format!("held slots {held:?}")))?;
+            let report = serde_json::from_str(report)
+                .map_err(|e| StoreError::Garbage(format!("the report of {envoy:?}: {e}")))?;
+            holders.insert(envoy.clone(), SlotHolder { report, held });
+        }
+        Ok(holders)
+    }
+
+    async fn claim_slots(
+        &self,
+        pool: &str,
+        envoy: &str,
+        claim: &SlotClaim,
+    ) -> Result<u32, StoreError> {
+        let report = serde_json::to_string(&claim.report)
+            .map_err(|e| StoreError::Garbage(format!("encoding a report: {e}")))?;
+        let mut invocation = self.slots_claim.prepare_invoke();
+        invocation
+            .key(self.slots_key(pool))
+            .arg(envoy)
+            .arg(claim.capacity)
+            .arg(claim.target)
+            .arg(claim.floor)
+            .arg(claim.presumed)
+            .arg(claim.ttl.as_millis().max(1) as u64)
+            .arg(report);
+        let granted: u32 = self.invoke(&invocation).await?;
+        if granted > claim.target {
+            return Err(StoreError::Garbage(format!(
+                "granted {granted} slots, more than the {} claimed",
+                claim.target
+            )));
+        }
+        Ok(granted)
     }
 
     async fn leave(&self, envoys: &[String]) -> Result<(), StoreError> {

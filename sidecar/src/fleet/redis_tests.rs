@@ -451,3 +451,72 @@ async fn rediss_with_a_private_ca_connects_and_an_unknown_ca_is_refused() {
     assert!(untrusting.settle(TENANT, &[op]).await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_ones_free_theirs() {
+    use fairgate_wire::fleet::PoolReport;
+
+    use super::store::SlotClaim;
+
+    let server = RedisServer::start();
+    let store = Arc::new(store(&server));
+    let claim = |target: u32, floor: u32, ttl_ms: u64| SlotClaim {
+        report: PoolReport {
+            capacity: 10,
+            ..PoolReport::default()
+        },
+        capacity: 10,
+        target,
+        floor,
+        presumed: 0,
+        ttl: Duration::from_millis(ttl_ms),
+    };
+    // Eight Envoys claim 4 slots each at once: 10 in all are granted.
+    let claims = (0..8).map(|i| {
+        let store = store.clone();
+        let claim = claim(4, 0, 60_000);
+        async move {
+            store
+                .claim_slots("shared", &format!("envoy-{i}"), &claim)
+                .await
+        }
+    });
+    let grants: Vec<u32> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(grants.iter().sum::<u32>(), 10, "{grants:?}");
+    let holders = store.pool_holders("shared").await.unwrap();
+    assert_eq!(holders.len(), 8);
+    assert_eq!(holders.values().map(|h| h.held).sum::<u32>(), 10);
+    assert_eq!(holders["envoy-0"].report.capacity, 10);
+
+    // A claim that keeps a floor holds it even when granted less.
+    let small = store
+        .claim_slots("other", "a", &claim(2, 6, 200))
+        .await
+        .unwrap();
+    assert_eq!(small, 2);
+    let squeezed = store
+        .claim_slots("other", "b", &claim(8, 0, 60_000))
+        .await
+        .unwrap();
+    assert_eq!(squeezed, 4, "6 held by a");
+    // Once a's claim lapses its slots are free.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let freed = store
+        .claim_slots("other", "b", &claim(8, 0, 60_000))
+        .await
+        .unwrap();
+    assert_eq!(freed, 8);
+    assert_eq!(
+        store
+            .pool_holders("other")
+            .await
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["b"]
+    );
+}

@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use fairgate_wire::fleet::{BucketLimit, BudgetKind};
+use std::collections::BTreeMap;
+
+use fairgate_wire::fleet::{BucketLimit, BudgetKind, PoolReport};
 
 /// What to do to one bucket of a tenant, in this order: refill it on the store's
 /// clock, add back `give_back` (grants returned unspent, capped at the burst), charge
@@ -43,6 +45,35 @@ pub struct BucketTake {
     pub granted: u64,
     /// The level left (may be negative while debt is paid off).
     pub level: f64,
+}
+
+/// One Envoy's place in a pool's share-out, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotHolder {
+    /// Its last report of the pool.
+    pub report: PoolReport,
+    /// The slots it may have in flight: its grant, or more while it still runs under
+    /// a larger one or has more in flight.
+    pub held: u32,
+}
+
+/// One Envoy's claim on a pool's slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotClaim {
+    /// Its report of the pool, kept for the others' share-outs.
+    pub report: PoolReport,
+    /// The fleet's total.
+    pub capacity: u32,
+    /// What the share-out says it should hold.
+    pub target: u32,
+    /// What it holds whatever it is granted: the slots it runs under until this
+    /// claim's answer reaches it, or its requests in flight where more.
+    pub floor: u32,
+    /// Slots taken as held by live Envoys with no report of the pool yet (after an
+    /// outage, each may run under its outage share).
+    pub presumed: u32,
+    /// How long the claim stands without another.
+    pub ttl: Duration,
 }
 
 /// Why the store could not answer. Every variant is an outage for the fleet.
@@ -78,6 +109,24 @@ pub trait FleetStore: Send + Sync + 'static {
     /// else the one it has. A change tells a sidecar that what it handed out before was
     /// forgotten by the store.
     fn epoch(&self, candidate: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// The Envoys with a live claim on `pool`'s slots (on the store's clock), each
+    /// with its last report and what it holds; lapsed claims are forgotten.
+    fn pool_holders(
+        &self,
+        pool: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, SlotHolder>, StoreError>> + Send;
+
+    /// `envoy`'s claim on `pool`'s slots, in one atomic step: it is granted its target
+    /// up to the capacity less what every other live claim holds and `presumed`, holds
+    /// the larger of that and its floor from now on, and its report is kept. Returns
+    /// the grant.
+    fn claim_slots(
+        &self,
+        pool: &str,
+        envoy: &str,
+        claim: &SlotClaim,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// Forgets `envoys` at once (they stopped), so that N drops without waiting for
     /// their heartbeats to lapse.

@@ -108,6 +108,7 @@ impl FilterSim {
             outage: self.outage,
             poll_ms: self.poll_ms,
             tenants: [(TENANT.to_string(), report)].into_iter().collect(),
+            pools: Default::default(),
         }
     }
 

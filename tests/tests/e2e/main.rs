@@ -8,6 +8,7 @@ mod budgets;
 mod claims;
 mod config;
 mod fleet;
+mod fleet_pools;
 mod identity;
 mod isolation;
 mod jwks;
