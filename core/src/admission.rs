@@ -390,6 +390,7 @@ impl Pools {
                 capacity,
                 in_flight: p.in_use(),
                 limit: limits.capacity,
+                reserved: p.reserved_free(limits),
                 tenants: p.demand().map(|(t, d)| (t.to_string(), d)).collect(),
             });
             match read {

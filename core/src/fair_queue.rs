@@ -384,6 +384,12 @@ impl PoolState {
         self.tenants.iter().map(|t| t.queue.len()).sum()
     }
 
+    /// Slots that reservations keep free (`min_concurrency` not in use).
+    pub fn reserved_free(&self, limits: &Limits) -> u32 {
+        let unused = self.room(limits).reserved;
+        u32::try_from(unused).unwrap_or(u32::MAX)
+    }
+
     /// Every tenant with requests queued or in flight: its configured weight, band,
     /// queued and in flight (fleet mode reports it to the sidecar).
     pub fn demand(&self) -> impl Iterator<Item = (&str, PoolTenant)> + '_ {

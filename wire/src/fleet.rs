@@ -165,6 +165,10 @@ pub struct PoolReport {
     /// The slots this Envoy runs under now (its last lease, or its outage share).
     #[serde(default)]
     pub limit: u32,
+    /// Slots its pool keeps free for tenants' `min_concurrency` (reservations not in
+    /// use): leased before any backlog is served.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub reserved: u32,
     /// The pool's tenants with requests queued or in flight here.
     #[serde(default)]
     pub tenants: BTreeMap<String, PoolTenant>,
@@ -292,6 +296,10 @@ pub struct Consumption {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 

@@ -9,7 +9,10 @@
 //!   Envoy's demand is the sum of its tenants' parts, and the same parts order the
 //!   tenants inside it (the filter scales their weights by them), so that the fleet's
 //!   shares follow the configured weights however the tenants reach it.
-//! - **Bands first.** The highest band with a backlog anywhere is served first: its
+//! - **Reservations first.** The slots an Envoy's pool keeps free for `min_concurrency`
+//!   (reservations not in use) are leased before any backlog is served, so a reserved
+//!   tenant never waits behind a flood wherever it arrives.
+//! - **Bands next.** The highest band with a backlog anywhere is served first: its
 //!   demand is water-filled over the Envoys (each gets capacity in proportion to its
 //!   demand, up to its backlog in that band; what one cannot use goes to the others),
 //!   then the next band gets what is left, down to the sheddable ones.
@@ -76,6 +79,16 @@ pub fn allocate(capacity: u32, reports: &BTreeMap<String, PoolReport>) -> Alloca
     }
     let mut shares: BTreeMap<&str, f64> = reports.keys().map(|e| (e.as_str(), 0.0)).collect();
     let mut left = f64::from(capacity);
+    // Reservations first (in proportion, where they exceed the capacity).
+    let reserved: f64 = reports.values().map(|r| f64::from(r.reserved)).sum();
+    if reserved > 0.0 {
+        let part = (left / reserved).min(1.0);
+        for (envoy, report) in reports {
+            let given = f64::from(report.reserved) * part;
+            *shares.entry(envoy.as_str()).or_default() += given;
+            left -= given;
+        }
+    }
     for band in bands.values() {
         left -= water_fill(left, band, &mut shares);
         if left <= 0.0 {
@@ -188,6 +201,7 @@ mod tests {
             capacity: 14,
             in_flight: 0,
             limit: 0,
+            reserved: 0,
             tenants: tenants.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
         }
     }
@@ -280,6 +294,20 @@ mod tests {
         assert_eq!(
             allocate(14, &busy).targets,
             BTreeMap::from([("e0".into(), 8), ("e1".into(), 6)])
+        );
+    }
+
+    #[test]
+    fn reservations_are_leased_before_any_backlog() {
+        let mut reserving = report(&[]);
+        reserving.reserved = 3;
+        let all = reports(&[
+            ("e0", report(&[("a", tenant(1.0, 0, 30))])),
+            ("e1", reserving),
+        ]);
+        assert_eq!(
+            allocate(14, &all).targets,
+            BTreeMap::from([("e0".into(), 11), ("e1".into(), 3)])
         );
     }
 

@@ -119,6 +119,7 @@ impl EnvoySim {
             capacity: self.capacity,
             in_flight: self.in_flight(),
             limit: self.limit,
+            reserved: 0,
             tenants,
         };
         FleetPoll {

@@ -375,3 +375,76 @@ async fn redis_down_each_envoy_runs_under_half_the_pool_and_leases_again_after()
     assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
     assert!(peak <= u64::from(CAPACITY), "{peak} in flight at once");
 }
+
+/// Open-loop arrivals of tenant `a` at `rate` per second in all, spread over
+/// `urls` in turn, for `secs`: each request's time beyond the upstream's service
+/// time (its queue wait and the proxies' cost), sorted.
+async fn open_loop(urls: &[String], rate: f64, secs: f64) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut at = 0.0;
+    let mut tasks = Vec::new();
+    let mut i = 0usize;
+    while at < secs {
+        // Exponential gaps (a fixed LCG: the same arrivals every run).
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let uniform = ((seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        at += -uniform.ln() / rate;
+        let url = urls[i % urls.len()].clone();
+        i += 1;
+        let due = start + Duration::from_secs_f64(at);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let sent = Instant::now();
+            let reply = get(&client(), &url, &[("x-tenant-id", "a")]).await;
+            (reply.status, sent.elapsed())
+        }));
+    }
+    let mut waits = Vec::new();
+    for t in tasks {
+        let (status, took) = t.await.expect("request");
+        assert_eq!(status, 200);
+        waits.push(took.saturating_sub(SERVICE));
+    }
+    waits.sort();
+    waits
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+/// The figures of bench/fleet.sh for pools: the queue wait fleet mode adds at 80 % of
+/// the pool's capacity, two Envoys sharing the pool against one Envoy holding it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark, run by bench/fleet.sh"]
+async fn bench_fleet_pool_queue_wait() {
+    let rate = 0.8 * f64::from(CAPACITY) / SERVICE.as_secs_f64();
+    let secs = 20.0;
+    let fleet = Fleet::start(true, tenants_abc()).await;
+    let urls: Vec<String> = fleet.envoys.iter().map(|e| e.url("/")).collect();
+    let fleet_waits = open_loop(&urls, rate, secs).await;
+    let fleet_peak = fleet.upstream.total().max_in_flight;
+    drop(fleet);
+    let single = Fleet::start(false, tenants_abc()).await;
+    let single_waits = open_loop(&[single.envoys[0].url("/")], rate, secs).await;
+    let mean = |w: &[Duration]| w.iter().sum::<Duration>() / w.len().max(1) as u32;
+    for (name, waits, peak) in [
+        (
+            "one Envoy, no fleet",
+            &single_waits,
+            single.upstream.total().max_in_flight,
+        ),
+        ("two Envoys, fleet mode", &fleet_waits, fleet_peak),
+    ] {
+        println!(
+            "{name}: {} requests at {rate:.0}/s (80 % of {CAPACITY} slots × 100 ms): wait \
+             beyond service mean {:?}, p50 {:?}, p99 {:?}; peak in flight {peak}",
+            waits.len(),
+            mean(waits),
+            percentile(waits, 0.5),
+            percentile(waits, 0.99),
+        );
+    }
+}
