@@ -13,7 +13,9 @@
 #   --host wasm|module  fairgate as the proxy-wasm filter (envoy/envoy.yaml, default)
 #                       or the native dynamic module (envoy/envoy-module.yaml)
 #   --replicas N        fleet mode instead (2 to 8): a Redis, N Envoys each with its own
-#                       sidecar, and one tenant's budget held across all of them
+#                       sidecar; one tenant's budget held across all of them, and the
+#                       pools shared by weight with tenants entering through different
+#                       gateways
 # Ports (env): DEMO_PORT_GATEWAY 10000, DEMO_PORT_ADMIN 9901, DEMO_PORT_POOL_A 18001,
 # DEMO_PORT_POOL_B 18002, DEMO_PORT_ACME 18003, DEMO_PORT_SIDECAR 9090,
 # DEMO_PORT_REDIS 16379; with --replicas, Envoy i (from 0) adds i to the gateway, admin

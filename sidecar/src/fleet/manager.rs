@@ -27,7 +27,7 @@ use fairgate_wire::fleet::{
     BucketLimit, BudgetKind, FleetGrants, FleetPoll, FleetState, OutageMode, PoolReport, SlotLease,
     TenantLeases,
 };
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use tokio::sync::OwnedMutexGuard;
 
 use super::clock::Clock;
@@ -257,41 +257,43 @@ impl<S: FleetStore> FleetManager<S> {
             }
         }
 
-        if store_up && !asks.is_empty() {
-            let calls = asks
-                .iter()
-                .map(|(tenant, ops)| self.call(self.store.settle(tenant, ops)));
-            let results = join_all(calls).await;
-            for ((tenant, ops), result) in asks.iter().zip(results) {
-                let Ok(takes) = result else { continue };
-                for (op, take) in ops.iter().zip(takes) {
-                    if let Some(lease) = book.leases.get_mut(&(tenant.to_string(), op.kind)) {
-                        lease.settled(op, take.granted);
-                        self.metrics.granted(tenant, op.kind, take.granted);
-                        self.metrics.returned(tenant, op.kind, op.give_back);
-                        self.metrics.debt(tenant, op.kind, op.debt);
-                    }
+        // The budgets' settles and the pools' claims, all at once.
+        let settles = asks
+            .iter()
+            .filter(|_| store_up)
+            .map(|(tenant, ops)| self.call(self.store.settle(tenant, ops)));
+        let poll_ms = book.poll_ms;
+        let claims = poll
+            .pools
+            .iter()
+            .filter(|_| store_up && !draining)
+            .map(|(pool, report)| self.claim_slots(pool, &poll.envoy, report, replicas, poll_ms));
+        let (settled, claims) = join(join_all(settles), join_all(claims)).await;
+        for ((tenant, ops), result) in asks.iter().zip(settled) {
+            let Ok(takes) = result else { continue };
+            for (op, take) in ops.iter().zip(takes) {
+                if let Some(lease) = book.leases.get_mut(&(tenant.to_string(), op.kind)) {
+                    lease.settled(op, take.granted);
+                    self.metrics.granted(tenant, op.kind, take.granted);
+                    self.metrics.returned(tenant, op.kind, op.give_back);
+                    self.metrics.debt(tenant, op.kind, op.debt);
                 }
             }
         }
 
         let until = now + LEASE_POLLS * book.poll_ms;
         let mut pools = BTreeMap::new();
-        for (pool, report) in &poll.pools {
-            if self.health().store_up && !draining {
-                let claimed = self
-                    .claim_slots(pool, &poll.envoy, report, replicas, book.poll_ms)
-                    .await;
-                if let Ok((slots, scales)) = claimed {
-                    let entry = book.slots.entry(pool.clone()).or_default();
-                    let changed = entry.slots != slots;
-                    self.metrics.slots(pool, &poll.envoy, Some(slots), changed);
-                    *entry = SlotBook {
-                        slots,
-                        scales,
-                        expires_ms: until,
-                    };
-                }
+        let mut claims = claims.into_iter();
+        for pool in poll.pools.keys() {
+            if let Some(Ok((slots, scales))) = claims.next() {
+                let entry = book.slots.entry(pool.clone()).or_default();
+                let changed = entry.slots != slots;
+                self.metrics.slots(pool, &poll.envoy, Some(slots), changed);
+                *entry = SlotBook {
+                    slots,
+                    scales,
+                    expires_ms: until,
+                };
             }
             let lease = book.slots.get(pool).map(|b| b.lease(now));
             pools.insert(pool.clone(), lease.unwrap_or_default());
