@@ -24,7 +24,7 @@ echo "soak: $SOAK_SECS s of load; the whole output goes to $log"
 status=0
 FAIRGATE_HOST=wasm FAIRGATE_SOAK_SECS=$SOAK_SECS cargo test -p fairgate-e2e --test e2e -- \
   --ignored --nocapture --test-threads=1 soak:: >"$log" 2>&1 || status=$?
-grep '^soak:' "$log" || true
+grep -o 'soak: .*' "$log" || true
 if [ "$status" -ne 0 ]; then
   grep -A3 "panicked at" "$log" | head -20
   echo "soak: FAILED (exit $status); the whole output is in $log" >&2

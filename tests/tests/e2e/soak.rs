@@ -468,6 +468,12 @@ async fn a_soak_under_faults_ends_with_nothing_held_and_envoy_memory_flat() {
     }
 
     let envoy_running = envoy.is_running();
+    // The serving epoch's VMs: how many the config updates created, how many live.
+    let vms: Vec<String> = envoy
+        .admin("/stats?filter=wasm.envoy.wasm.runtime.v8")
+        .lines()
+        .map(str::to_string)
+        .collect();
     let parents_running = envoy.parents_running();
     let log = envoy.log();
     let panics: Vec<&str> = log
@@ -524,6 +530,12 @@ async fn a_soak_under_faults_ends_with_nothing_held_and_envoy_memory_flat() {
     }
     eprintln!(
         "soak: metered tenant: {metered_reached} requests reached the model server, {metered_admitted:?} admitted by the serving epoch, bound {METERED_RPS}/s x {load_s:.0} s + {METERED_BURST} per epoch"
+    );
+    eprintln!("soak: the serving epoch's wasm VMs: {}", vms.join(", "));
+    eprintln!(
+        "soak: Envoy RSS at the first sample {:.1} MiB, at the last {:.1} MiB",
+        first(&samples),
+        last(&samples)
     );
     eprintln!(
         "soak: Envoy RSS epoch 0: {:.1} MiB after warm-up -> {:.1} MiB, {:?} MiB/h over {} samples; epoch 1: {:.1} -> {:.1} MiB, {:?} MiB/h over {} samples",
