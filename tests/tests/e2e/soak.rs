@@ -392,7 +392,7 @@ async fn a_soak_under_faults_ends_with_nothing_held_and_envoy_memory_flat() {
                 r#"fg_tenant_weight{tenant="c"}"#,
                 f64::from(c_weight * 1000),
             );
-            match settle(&envoy, &[weight], Duration::from_secs(5)).await {
+            match settle(&envoy, &[weight], Duration::from_secs(10)).await {
                 Some(took) => ecds_applied.push(took),
                 None => ecds_missed += 1,
             }
@@ -581,9 +581,12 @@ async fn a_soak_under_faults_ends_with_nothing_held_and_envoy_memory_flat() {
     assert!(hot_restarted.is_some(), "no hot restart");
     assert_eq!(parents_running, 0, "the old epoch still runs");
     assert_eq!(ecds_missed, 0, "ECDS updates not seen");
+    // At least half those planned: each waits for the last to show, and the other
+    // events hold the schedule up.
+    let planned = load.as_secs() / ecds_every.as_secs();
     assert!(
-        ecds_applied.len() >= 5,
-        "too few ECDS updates: {}",
+        ecds_applied.len() as u64 * 2 >= planned,
+        "too few ECDS updates: {} of {planned}",
         ecds_applied.len()
     );
     // Nothing held afterwards; every tenant admitted at once.
