@@ -2,7 +2,8 @@
 //!
 //! Envoy binds its listener and admin on port 0 and tells us the ports (admin via
 //! `--admin-address-path`, the listener via admin `/listeners`), so tests never race
-//! for free ports. The child dies with the test: killed on `Drop` (panics included),
+//! for free ports; only a hot-restartable Envoy, whose next process takes its
+//! listener over by address, listens on a fixed one. The child dies with the test: killed on `Drop` (panics included),
 //! and by the kernel if the test process itself is killed (`PR_SET_PDEATHSIG`).
 
 use std::fmt::Write as _;
@@ -485,7 +486,7 @@ pub struct Envoy {
     dir: TempDir,
     pub admin: std::net::SocketAddr,
     pub listener: std::net::SocketAddr,
-    /// Its configuration, kept to start its next epoch (`hot_restart`).
+    /// The configuration it started with: its next epoch's flags (`hot_restart`).
     config: EnvoyConfig,
     /// The hot-restart epoch of `child`, and the base id every epoch shares.
     epoch: u32,
@@ -661,8 +662,6 @@ impl Envoy {
         let next = dir.join("filters.next");
         std::fs::write(&next, config.ecds_yaml(self.ecds_version)).expect("write filter configs");
         std::fs::rename(&next, dir.join("filters.json")).expect("replace filter configs");
-        self.config.plugin_config = config.plugin_config.clone();
-        self.config.more_listeners = config.more_listeners.clone();
     }
 
     /// The resident memory of the Envoy process now serving (`VmRSS`), in KiB.
