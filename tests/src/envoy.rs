@@ -756,7 +756,11 @@ impl Drop for Envoy {
             let _ = parent.kill();
             let _ = parent.wait();
         }
-        if let Some(id) = self.base_id {
+        // The file too: an Envoy that never got ready has written it all the same.
+        let written = std::fs::read_to_string(self.dir.0.join("base-id"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if let Some(id) = self.base_id.or(written) {
             remove_shared_memory(id);
         }
         if std::thread::panicking() {
