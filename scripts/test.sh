@@ -37,6 +37,9 @@ cargo test --workspace --exclude fairgate-e2e
 # once would measure each other.
 cargo test -p fairgate-e2e -- --test-threads=1
 
+say "the soak, 45 s (bench/soak.sh runs it for 10 minutes): faults, ECDS updates, a hot restart"
+FAIRGATE_SOAK_SECS=45 cargo test -p fairgate-e2e --test e2e -- --ignored --nocapture soak::
+
 say "the end-to-end tests where the host matters, against the native module"
 # FAIRGATE_HOST=module puts libfairgate.so in each test's Envoy instead of the wasm
 # filter. Not here: what only the wasm host has (held headers learnt per VM, its

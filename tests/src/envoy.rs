@@ -2,7 +2,8 @@
 //!
 //! Envoy binds its listener and admin on port 0 and tells us the ports (admin via
 //! `--admin-address-path`, the listener via admin `/listeners`), so tests never race
-//! for free ports. The child dies with the test: killed on `Drop` (panics included),
+//! for free ports; only a hot-restartable Envoy, whose next process takes its
+//! listener over by address, listens on a fixed one. The child dies with the test: killed on `Drop` (panics included),
 //! and by the kernel if the test process itself is killed (`PR_SET_PDEATHSIG`).
 
 use std::fmt::Write as _;
@@ -98,6 +99,9 @@ pub fn filter_wasm() -> PathBuf {
     path
 }
 
+/// The node that Envoy's dynamic resources (LDS, ECDS) need, a bootstrap field.
+const NODE: &str = r#""node": {"id": "fairgate-test", "cluster": "fairgate-test"},"#;
+
 /// An upstream cluster Envoy routes to.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -129,6 +133,16 @@ pub struct EnvoyConfig {
     /// with a short backoff, instead of FAIL_CLOSED, which makes any panic a lasting
     /// 503 that no test can miss.
     pub reload_on_failure: bool,
+    /// The fairgate filters' configs come from a file Envoy watches (ECDS, an HTTP
+    /// filter's `config_discovery`: how Istio delivers a `WasmPlugin`), so that a test
+    /// can change them while Envoy runs (`Envoy::update_filters`).
+    pub filters_from_ecds: bool,
+    /// The main listener's port (0: any free one, which Envoy picks).
+    pub port: u16,
+    /// Envoy may be hot-restarted (`Envoy::hot_restart`): a base id of its own instead
+    /// of `--disable-hot-restart`. Needs a fixed `port`, whose socket the new process
+    /// takes over from the old one.
+    pub hot_restart: bool,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -153,6 +167,9 @@ impl EnvoyConfig {
             listeners_from_file: false,
             hold_headers: true,
             reload_on_failure: false,
+            filters_from_ecds: false,
+            port: 0,
+            hot_restart: false,
         }
     }
 
@@ -212,15 +229,32 @@ impl EnvoyConfig {
         self
     }
 
-    /// The bootstrap YAML (JSON is valid YAML; strings are JSON-escaped).
-    pub fn to_yaml(&self) -> String {
-        self.bootstrap(None)
+    /// Delivers the fairgate filters' configs through ECDS from a file Envoy watches
+    /// (`Envoy::update_filters`).
+    pub fn filters_from_ecds(mut self) -> Self {
+        self.filters_from_ecds = true;
+        self
     }
 
-    /// The listeners as an LDS file: a `resources` list of typed listeners.
-    fn lds_yaml(&self) -> String {
+    /// An Envoy that can be hot-restarted (`Envoy::hot_restart`), its main listener on
+    /// a fixed port (`free_port`).
+    pub fn hot_restartable(mut self, port: u16) -> Self {
+        self.hot_restart = true;
+        self.port = port;
+        self
+    }
+
+    /// The bootstrap YAML (JSON is valid YAML; strings are JSON-escaped), the
+    /// listeners and their filters inline.
+    pub fn to_yaml(&self) -> String {
+        self.bootstrap(None, None)
+    }
+
+    /// The listeners as an LDS file: a `resources` list of typed listeners; their
+    /// fairgate filters from the ECDS file `ecds`, if any.
+    fn lds_yaml(&self, ecds: Option<&Path>) -> String {
         let typed = self
-            .listener_fields()
+            .listener_fields(ecds)
             .iter()
             .map(|fields| {
                 format!(
@@ -232,9 +266,40 @@ impl EnvoyConfig {
         format!(r#"{{"resources": [{typed}]}}"#)
     }
 
+    /// The ECDS file: a `resources` list with each listener's fairgate filter config.
+    fn ecds_yaml(&self, version: u64) -> String {
+        let typed = self
+            .listeners()
+            .iter()
+            .map(|l| {
+                let (_, typed_config) = fairgate_typed_config(l, host(), self);
+                format!(
+                    r#"{{"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+                        "name": {:?}, "typed_config": {typed_config}}}"#,
+                    l.plugin_name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(r#"{{"version_info": "{version}", "resources": [{typed}]}}"#)
+    }
+
+    /// The main listener, then `more_listeners`.
+    fn listeners(&self) -> Vec<Listener> {
+        let main = Listener {
+            name: "main".into(),
+            plugin_name: "fairgate".into(),
+            root_id: "fairgate".into(),
+            plugin_config: self.plugin_config.clone(),
+        };
+        std::iter::once(main)
+            .chain(self.more_listeners.iter().cloned())
+            .collect()
+    }
+
     /// Each listener's fields (a JSON object without its braces): the main one, then
-    /// `more_listeners`.
-    fn listener_fields(&self) -> Vec<String> {
+    /// `more_listeners`; their fairgate filters from the ECDS file `ecds`, if any.
+    fn listener_fields(&self, ecds: Option<&Path>) -> Vec<String> {
         let host = host();
         let route = match (&self.cluster_header, self.clusters.first()) {
             (Some(h), _) => format!(r#"{{"cluster_header": {h:?}, "timeout": "60s"}}"#),
@@ -247,20 +312,22 @@ impl EnvoyConfig {
         } else {
             format!(r#""route": {route}"#)
         };
-        let main = Listener {
-            name: "main".into(),
-            plugin_name: "fairgate".into(),
-            root_id: "fairgate".into(),
-            plugin_config: self.plugin_config.clone(),
-        };
-        std::iter::once(&main)
-            .chain(&self.more_listeners)
-            .map(|l| listener_fields(&action, l, host, self))
+        self.listeners()
+            .iter()
+            .map(|l| {
+                let port = if l.name == "main" { self.port } else { 0 };
+                let filter = match ecds {
+                    Some(path) => ecds_filter(l, host, self, path),
+                    None => fairgate_filter(l, host, self),
+                };
+                listener_fields(&action, l, &filter, port)
+            })
             .collect()
     }
 
-    /// The bootstrap; with `lds`, the listeners are in that file instead.
-    fn bootstrap(&self, lds: Option<&Path>) -> String {
+    /// The bootstrap; with `lds`, the listeners are in that file instead; with `ecds`,
+    /// their fairgate filters' configs are in that one.
+    fn bootstrap(&self, lds: Option<&Path>, ecds: Option<&Path>) -> String {
         let mut clusters = String::new();
         for (i, c) in self.clusters.iter().enumerate() {
             if i > 0 {
@@ -285,18 +352,22 @@ impl EnvoyConfig {
             Some(path) => (
                 String::new(),
                 format!(
-                    r#""node": {{"id": "fairgate-test", "cluster": "fairgate-test"}},
+                    r#"{NODE}
   "dynamic_resources": {{"lds_config": {{"path_config_source": {{"path": {:?}}}, "resource_api_version": "V3"}}}},"#,
                     path.display().to_string()
                 ),
             ),
             None => (
-                self.listener_fields()
+                self.listener_fields(ecds)
                     .iter()
                     .map(|fields| format!("{{{fields}}}"))
                     .collect::<Vec<_>>()
                     .join(","),
-                String::new(),
+                // xDS from files (ECDS here) needs a node too.
+                match ecds {
+                    Some(_) => NODE.to_string(),
+                    None => String::new(),
+                },
             ),
         };
         format!(
@@ -318,6 +389,32 @@ impl EnvoyConfig {
 /// The fairgate HTTP filter of `host` with the listener's plugin configuration: the
 /// wasm filter in the VM `fairgate`, or the dynamic module.
 fn fairgate_filter(l: &Listener, host: Host, config: &EnvoyConfig) -> String {
+    let name = match host {
+        Host::Module => l.plugin_name.as_str(),
+        Host::Wasm => "envoy.filters.http.wasm",
+    };
+    let (_, typed_config) = fairgate_typed_config(l, host, config);
+    format!(r#"{{"name": {name:?}, "typed_config": {typed_config}}}"#)
+}
+
+/// The fairgate HTTP filter of `host`, its config from the ECDS file `path` (the
+/// resource named as the listener's plugin), which Envoy watches for changes.
+fn ecds_filter(l: &Listener, host: Host, config: &EnvoyConfig, path: &Path) -> String {
+    let (type_url, _) = fairgate_typed_config(l, host, config);
+    let dir = path.parent().unwrap_or(path).display().to_string();
+    let path = path.display().to_string();
+    format!(
+        r#"{{"name": {name:?}, "config_discovery": {{
+              "config_source": {{"resource_api_version": "V3",
+                "path_config_source": {{"path": {path:?}, "watched_directory": {{"path": {dir:?}}}}}}},
+              "type_urls": ["type.googleapis.com/{type_url}"]}}}}"#,
+        name = l.plugin_name
+    )
+}
+
+/// The type of the fairgate filter's config on `host`, and that config (a JSON
+/// object with its `@type`) with the listener's plugin configuration.
+fn fairgate_typed_config(l: &Listener, host: Host, config: &EnvoyConfig) -> (&'static str, String) {
     let hold_headers = config.hold_headers;
     let failure_policy = match config.reload_on_failure {
         true => {
@@ -327,20 +424,21 @@ fn fairgate_filter(l: &Listener, host: Host, config: &EnvoyConfig) -> String {
     };
     let (plugin_name, root_id, plugin) = (&l.plugin_name, &l.root_id, &l.plugin_config);
     match host {
-        Host::Module => format!(
-            r#"{{"name": {plugin_name:?},
-              "typed_config": {{
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        Host::Module => {
+            let type_url = "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+            let typed_config = format!(
+                r#"{{"@type": "type.googleapis.com/{type_url}",
                 "dynamic_module_config": {{"name": "fairgate"}},
                 "filter_name": {plugin_name:?},
-                "filter_config": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}}}}}}"#
-        ),
+                "filter_config": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}}}}"#
+            );
+            (type_url, typed_config)
+        }
         Host::Wasm => {
+            let type_url = "envoy.extensions.filters.http.wasm.v3.Wasm";
             let wasm = filter_wasm().display().to_string();
-            format!(
-                r#"{{"name": "envoy.filters.http.wasm",
-              "typed_config": {{
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            let typed_config = format!(
+                r#"{{"@type": "type.googleapis.com/{type_url}",
                 "config": {{
                   "name": {plugin_name:?}, "root_id": {root_id:?},
                   "failure_policy": {failure_policy},
@@ -348,20 +446,21 @@ fn fairgate_filter(l: &Listener, host: Host, config: &EnvoyConfig) -> String {
                   "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {plugin:?}}},
                   "vm_config": {{"vm_id": "fairgate", "runtime": "envoy.wasm.runtime.v8",
                     "code": {{"local": {{"filename": {wasm:?}}}}}}}
-                }}}}}}"#
-            )
+                }}}}"#
+            );
+            (type_url, typed_config)
         }
     }
 }
 
-/// The fields of one listener with the fairgate filter before the router.
-fn listener_fields(action: &str, l: &Listener, host: Host, config: &EnvoyConfig) -> String {
+/// The fields of one listener on `port` with the fairgate filter `filter` before the
+/// router.
+fn listener_fields(action: &str, l: &Listener, filter: &str, port: u16) -> String {
     let name = &l.name;
-    let filter = fairgate_filter(l, host, config);
     format!(
         r#"
       "name": {name:?},
-      "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
+      "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {port}}}}},
       "per_connection_buffer_limit_bytes": 4194304,
       "filter_chains": [{{"filters": [{{
         "name": "envoy.filters.network.http_connection_manager",
@@ -387,6 +486,30 @@ pub struct Envoy {
     dir: TempDir,
     pub admin: std::net::SocketAddr,
     pub listener: std::net::SocketAddr,
+    /// The configuration it started with: its next epoch's flags (`hot_restart`).
+    config: EnvoyConfig,
+    /// The hot-restart epoch of `child`, and the base id every epoch shares.
+    epoch: u32,
+    base_id: Option<u64>,
+    /// Processes of earlier epochs, draining or exited.
+    parents: Vec<Child>,
+    /// The version of the ECDS file (`update_filters`).
+    ecds_version: u64,
+}
+
+/// How long a hot-restarted Envoy's old process drains its listeners, and when its
+/// successor stops it.
+const DRAIN_TIME_S: u32 = 2;
+const PARENT_SHUTDOWN_TIME_S: u32 = 4;
+
+/// A port of 127.0.0.1 free now, for an Envoy that must listen on a fixed one
+/// (`EnvoyConfig::hot_restartable`): bound and released here, so another process
+/// could take it in between, which on a test machine does not happen in practice.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// A scratch directory removed on drop.
@@ -461,37 +584,93 @@ impl Envoy {
     pub fn start(config: &EnvoyConfig) -> Envoy {
         let dir = TempDir::new("envoy");
         let config_path = dir.0.join("envoy.yaml");
+        let ecds = config
+            .filters_from_ecds
+            .then(|| dir.0.join("ecds/filters.json"));
+        if let Some(path) = &ecds {
+            std::fs::create_dir_all(dir.0.join("ecds")).expect("create the ECDS dir");
+            std::fs::write(path, config.ecds_yaml(0)).expect("write filter configs");
+        }
         let bootstrap = if config.listeners_from_file {
             let lds = dir.0.join("lds.yaml");
-            std::fs::write(&lds, config.lds_yaml()).expect("write listeners");
-            config.bootstrap(Some(&lds))
+            std::fs::write(&lds, config.lds_yaml(ecds.as_deref())).expect("write listeners");
+            config.bootstrap(Some(&lds), ecds.as_deref())
         } else {
-            config.to_yaml()
+            config.bootstrap(None, ecds.as_deref())
         };
         std::fs::write(&config_path, bootstrap).expect("write config");
-        let admin_path = dir.0.join("admin.addr");
-        let log = std::fs::File::create(dir.0.join("envoy.log")).expect("log file");
-        let child = envoy_command()
-            .arg("-c")
-            .arg(&config_path)
-            .args(["--concurrency", &config.concurrency.to_string()])
-            .arg("--disable-hot-restart")
-            .args(["-l", "info"])
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start envoy");
+        assert!(
+            !config.hot_restart || config.port != 0,
+            "a hot-restartable Envoy needs a fixed port"
+        );
+        let child = spawn_epoch(config, &dir.0, 0, None);
         let mut envoy = Envoy {
             child,
             dir,
             admin: "127.0.0.1:1".parse().expect("addr"),
             listener: "127.0.0.1:1".parse().expect("addr"),
+            config: config.clone(),
+            epoch: 0,
+            base_id: None,
+            parents: Vec::new(),
+            ecds_version: 0,
         };
-        envoy.wait_ready(&admin_path);
+        envoy.wait_ready(&admin_path(&envoy.dir.0, 0));
+        if config.hot_restart {
+            envoy.base_id = std::fs::read_to_string(envoy.dir.0.join("base-id"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            assert!(envoy.base_id.is_some(), "Envoy wrote no base id");
+        }
         envoy
+    }
+
+    /// Hot-restarts Envoy (`EnvoyConfig::hot_restartable`): starts the next epoch with
+    /// the same configuration and waits until it is ready. It takes the listening
+    /// sockets over from the running process, which drains its connections for
+    /// `DRAIN_TIME_S` and is stopped after `PARENT_SHUTDOWN_TIME_S`.
+    pub fn hot_restart(&mut self) {
+        let base_id = self.base_id.expect("an Envoy started hot_restartable");
+        let epoch = self.epoch + 1;
+        let child = spawn_epoch(&self.config, &self.dir.0, epoch, Some(base_id));
+        let parent = std::mem::replace(&mut self.child, child);
+        self.parents.push(parent);
+        self.epoch = epoch;
+        self.wait_ready(&admin_path(&self.dir.0, epoch));
+    }
+
+    /// How many processes of earlier epochs still run (draining).
+    pub fn parents_running(&mut self) -> usize {
+        self.parents
+            .iter_mut()
+            .map(|p| matches!(p.try_wait(), Ok(None)))
+            .filter(|running| *running)
+            .count()
+    }
+
+    /// The hot-restart epoch now serving.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Replaces the fairgate filters' configs of an Envoy started with
+    /// `filters_from_ecds` by those of `config` (a new ECDS resource version, written
+    /// with an atomic rename, which Envoy's directory watch picks up).
+    pub fn update_filters(&mut self, config: &EnvoyConfig) {
+        self.ecds_version += 1;
+        let dir = self.dir.0.join("ecds");
+        let next = dir.join("filters.next");
+        std::fs::write(&next, config.ecds_yaml(self.ecds_version)).expect("write filter configs");
+        std::fs::rename(&next, dir.join("filters.json")).expect("replace filter configs");
+    }
+
+    /// The resident memory of the Envoy process now serving (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     fn wait_ready(&mut self, admin_path: &Path) {
@@ -533,7 +712,11 @@ impl Envoy {
     /// of `config` (an atomic rename, which Envoy's file watch picks up).
     pub fn update_listeners(&self, config: &EnvoyConfig) {
         let next = self.dir.0.join("lds.next.yaml");
-        std::fs::write(&next, config.lds_yaml()).expect("write listeners");
+        let ecds = self
+            .config
+            .filters_from_ecds
+            .then(|| self.dir.0.join("ecds/filters.json"));
+        std::fs::write(&next, config.lds_yaml(ecds.as_deref())).expect("write listeners");
         std::fs::rename(&next, self.dir.0.join("lds.yaml")).expect("replace listeners");
     }
 
@@ -569,8 +752,86 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for parent in &mut self.parents {
+            let _ = parent.kill();
+            let _ = parent.wait();
+        }
+        // The file too: an Envoy that never got ready has written it all the same.
+        let written = std::fs::read_to_string(self.dir.0.join("base-id"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if let Some(id) = self.base_id.or(written) {
+            remove_shared_memory(id);
+        }
         if std::thread::panicking() {
             eprintln!("---- envoy log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Where epoch `epoch` of the Envoy in `dir` writes its admin address.
+fn admin_path(dir: &Path, epoch: u32) -> PathBuf {
+    dir.join(format!("admin-{epoch}.addr"))
+}
+
+/// Starts hot-restart epoch `epoch` of the Envoy whose bootstrap is `dir/envoy.yaml`,
+/// its log appended to `dir/envoy.log`. Epoch 0 of a hot-restartable Envoy picks a
+/// base id of its own (written to `dir/base-id`); later ones join it.
+fn spawn_epoch(config: &EnvoyConfig, dir: &Path, epoch: u32, base_id: Option<u64>) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("envoy.log"))
+        .expect("log file");
+    let mut cmd = envoy_command();
+    cmd.arg("-c")
+        .arg(dir.join("envoy.yaml"))
+        .args(["--concurrency", &config.concurrency.to_string()])
+        .args(["-l", "info"])
+        .arg("--admin-address-path")
+        .arg(admin_path(dir, epoch));
+    match (config.hot_restart, base_id) {
+        (false, _) => {
+            cmd.arg("--disable-hot-restart");
+        }
+        (true, None) => {
+            cmd.arg("--use-dynamic-base-id")
+                .arg("--base-id-path")
+                .arg(dir.join("base-id"));
+        }
+        (true, Some(id)) => {
+            cmd.args(["--base-id", &id.to_string()]);
+        }
+    }
+    if config.hot_restart {
+        cmd.args(["--restart-epoch", &epoch.to_string()])
+            .args(["--drain-time-s", &DRAIN_TIME_S.to_string()])
+            .args([
+                "--parent-shutdown-time-s",
+                &PARENT_SHUTDOWN_TIME_S.to_string(),
+            ]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start envoy")
+}
+
+/// Removes the shared memory that hot restart keeps in `/dev/shm` for base id `id`
+/// (Envoy leaves it behind): `envoy_shared_memory_<id><digit>`.
+fn remove_shared_memory(id: u64) {
+    let prefix = format!("envoy_shared_memory_{id}");
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| rest.len() == 1 && rest.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

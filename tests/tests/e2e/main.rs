@@ -18,6 +18,7 @@ mod openai_sdk;
 mod panic;
 mod shadow;
 mod sidecar;
+mod soak;
 mod tokens;
 
 use std::time::{Duration, Instant};

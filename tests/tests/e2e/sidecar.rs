@@ -14,7 +14,7 @@ use crate::{client, expect_prometheus, get};
 
 /// Constant simulated load: pool_a at half headroom (capacity 2 of 4), pool_b at
 /// 0.8 (8 of 10), acme_dedicated at 0.9 (9 of 10).
-const SIDECAR: &str = r#"
+pub const SIDECAR: &str = r#"
 source = "sim"
 poll_ms = 50
 stale_ms = 1000
