@@ -126,7 +126,8 @@ grep -q '^fairgate_cluster_requests_waiting' <<<"$metrics" ||
 limits='"limits": {"requests_per_second": 10, "request_burst": 10}, "demand": true'
 for report in '{}' '{"spent": 0, "expired": 1, "applied": 1}' '{"spent": 0, "expired": 1, "applied": 1}'; do
   curl -fsS -o /dev/null "http://$addr/v1/fleet/poll" -H 'content-type: application/json' \
-    -d "{\"envoy\": \"check\", \"boot\": \"b\", \"poll_ms\": 100, \"tenants\": {\"t\": {$limits, \"requests\": $report}}}"
+    -d "{\"envoy\": \"check\", \"boot\": \"b\", \"poll_ms\": 100, \"tenants\": {\"t\": {$limits, \"requests\": $report}},
+         \"pools\": {\"pool_a\": {\"capacity\": 8, \"tenants\": {\"t\": {\"weight\": 1, \"queued\": 2}}}}}"
 done
 metrics=$(curl -fsS "http://$addr/metrics")
 {
