@@ -204,8 +204,28 @@ impl Budgets {
         least: Option<f64>,
     ) -> Result<Taken, StoreError> {
         if let Some(books) = &self.fleet {
-            return books.take(store, kind, tenant, limit, now_ms, want, least);
+            if let Some(taken) = books.take(store, kind, tenant, limit, now_ms, want, least)? {
+                return Ok(taken);
+            }
+            // Past the fleet's records: this Envoy's share, in a bucket of its own.
+            let share = books.local_share(store, limit)?;
+            return self.take_local(store, kind, tenant, &share, now_ms, want, least);
         }
+        self.take_local(store, kind, tenant, limit, now_ms, want, least)
+    }
+
+    /// `take_up_to` from the tenant's bucket in this Envoy.
+    #[allow(clippy::too_many_arguments)]
+    fn take_local(
+        &self,
+        store: &dyn SharedStore,
+        kind: BudgetKind,
+        tenant: &str,
+        limit: &RateLimit,
+        now_ms: u64,
+        want: f64,
+        least: Option<f64>,
+    ) -> Result<Taken, StoreError> {
         let admitted = |amount| Taken::Admitted {
             amount,
             source: Source::Bucket,
@@ -254,9 +274,14 @@ impl Budgets {
         used: u64,
     ) -> Result<(), StoreError> {
         match (&self.fleet, source) {
-            (_, Source::Bucket) => {
+            (None, Source::Bucket) => {
                 let amount = taken as f64 - used as f64;
                 self.give_back(store, kind, tenant, limit, now_ms, amount)
+            }
+            (Some(books), Source::Bucket) => {
+                let amount = taken as f64 - used as f64;
+                let share = books.local_share(store, limit)?;
+                self.give_back(store, kind, tenant, &share, now_ms, amount)
             }
             (Some(books), _) => books.settle(store, kind, tenant, source, now_ms, taken, used),
             (None, _) => Ok(()),
@@ -751,5 +776,56 @@ mod tests {
             .map(amount)
             .unwrap();
         assert_eq!(n, 3.0, "the three unused came back");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn in_fleet_mode_a_bucket_past_the_records_is_held_here_at_its_share() {
+        use crate::fleet::{FleetBooks, FleetMode, OutageMode};
+        let mode = FleetMode {
+            outage: OutageMode::Safe,
+            poll_ms: 500,
+            stale_ms: 3000,
+        };
+        let limit = RateLimit {
+            per_second: 10.0,
+            burst: 8.0,
+        };
+        let store = MemoryStore::new();
+        let books = FleetBooks::new("p:", mode).with_max_records(1);
+        // N = 2 as the last answer said.
+        store
+            .set("p:fleet.replicas", &2u32.to_le_bytes(), None)
+            .unwrap();
+        let budgets = Budgets::new("p:").with_fleet(Some(books));
+        let take = |tenant: &str, now_ms: u64| {
+            let kind = BudgetKind::Requests;
+            budgets
+                .take_up_to(&store, kind, tenant, &limit, now_ms, 1.0, None)
+                .unwrap()
+        };
+        // The first tenant has the one record; the second holds half the burst here.
+        assert!(matches!(
+            take("listed", 0),
+            Taken::Limited { .. } | Taken::Admitted { .. }
+        ));
+        let admitted: Vec<bool> = (0..6)
+            .map(|_| {
+                matches!(
+                    take("overflow", 0),
+                    Taken::Admitted {
+                        source: Source::Bucket,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(
+            admitted,
+            [true, true, true, true, false, false],
+            "burst 8 ÷ 2, kept"
+        );
+        // It refills at 10/s ÷ 2: one more after 200 ms.
+        assert_eq!(amount(take("overflow", 200)), 1.0);
+        assert_eq!(amount(take("overflow", 200)), 0.0);
     }
 }

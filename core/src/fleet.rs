@@ -48,8 +48,8 @@ use crate::store::{
 pub const DEMAND_MS: u64 = 60_000;
 
 /// The most bucket records one Envoy reports (configured tenants and the unlisted ones
-/// it has seen): the poll body's bound. Past it, a new tenant's request meets a fresh
-/// `1/N` bucket that is not kept: its budget is not enforced (a known defect).
+/// it has seen): the poll body's bound. Past it, a new tenant's budget is held by the
+/// Envoy alone, at `1/N` of its limit ([`FleetBooks::take`] answers `None`).
 pub const MAX_RECORDS: usize = 20_000;
 
 /// The fleet settings a filter runs with: `fleet` and `sidecar` of the plugin config.
@@ -554,6 +554,7 @@ fn update_record<T>(
 pub struct FleetBooks {
     prefix: String,
     pub mode: FleetMode,
+    max_records: usize,
 }
 
 impl FleetBooks {
@@ -561,9 +562,38 @@ impl FleetBooks {
         Self {
             prefix: prefix.to_string(),
             mode,
+            max_records: MAX_RECORDS,
         }
     }
 
+    /// Lists at most `n` records (tests: `MAX_RECORDS` reached cheaply).
+    pub fn with_max_records(mut self, n: usize) -> Self {
+        self.max_records = n;
+        self
+    }
+
+    fn replicas_key(&self) -> String {
+        format!("{}fleet.replicas", self.prefix)
+    }
+
+    /// `limit` for a bucket this Envoy holds alone (one past `MAX_RECORDS`): `1/N` of
+    /// it, N the Envoys the last answer counted (1 before any).
+    pub fn local_share(
+        &self,
+        store: &dyn SharedStore,
+        limit: &RateLimit,
+    ) -> Result<RateLimit, StoreError> {
+        let replicas = store
+            .get(&self.replicas_key())?
+            .and_then(|(bytes, _)| Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?)))
+            .unwrap_or(1)
+            .max(1);
+        let n = f64::from(replicas);
+        Ok(RateLimit {
+            per_second: limit.per_second / n,
+            burst: (limit.burst / n).max(1.0),
+        })
+    }
     pub fn key(&self, kind: BudgetKind, id: &str) -> String {
         format!("{}fleet.{}.{}", self.prefix, kind_tag(kind), id)
     }
@@ -600,7 +630,7 @@ impl FleetBooks {
             if text.lines().any(|l| l == entry) {
                 return Update::Keep(true);
             }
-            if text.lines().count() >= MAX_RECORDS {
+            if text.lines().count() >= self.max_records {
                 return Update::Keep(false);
             }
             let mut next = index.to_vec();
@@ -614,8 +644,9 @@ impl FleetBooks {
         Ok(listed)
     }
 
-    /// Takes for a request (module documentation). A bucket past `MAX_RECORDS` gets a
-    /// fresh `safe`-mode record each time, not kept: not enforced (a known defect).
+    /// Takes for a request (module documentation). `None`: the bucket has no record
+    /// and the index is full (`MAX_RECORDS`): the caller holds it locally
+    /// ([`Self::local_share`]).
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         &self,
@@ -626,7 +657,7 @@ impl FleetBooks {
         now_ms: u64,
         want: f64,
         least: Option<f64>,
-    ) -> Result<Taken, StoreError> {
+    ) -> Result<Option<Taken>, StoreError> {
         let key = self.key(kind, id);
         let mode = self.mode;
         for _ in 0..2 {
@@ -635,18 +666,15 @@ impl FleetBooks {
                 record.burst = limit.burst;
                 record.take(kind, now_ms, want, least, &mode)
             })?;
-            if let Some(take) = taken {
-                return Ok(take);
+            if taken.is_some() {
+                return Ok(taken);
             }
             if !self.ensure(store, kind, id, limit, false, now_ms)? {
                 break;
             }
         }
         // Not listed: nobody reports it, so nobody leases it.
-        let mut record = Allowance::new(limit, false, now_ms);
-        record.state = FleetState::Safe;
-        record.answered_ms = now_ms;
-        Ok(record.take(kind, now_ms, want, least, &mode))
+        Ok(None)
     }
 
     /// Settles what a request took (see [`Allowance::settle`]).
@@ -768,6 +796,13 @@ impl FleetPoller {
         let answer: FleetAnswer =
             serde_json::from_slice(body).map_err(|e| format!("fleet answer: {e}"))?;
         let fleet = answer.fleet;
+        let replicas = fleet.replicas.to_le_bytes();
+        let key = self.books.replicas_key();
+        if store.get(&key).map_err(|e| e.to_string())?.map(|(b, _)| b) != Some(replicas.to_vec()) {
+            store
+                .set(&key, &replicas, None)
+                .map_err(|e| e.to_string())?;
+        }
         for (id, leases) in &fleet.tenants {
             for (kind, wire) in [
                 (BudgetKind::Requests, WireKind::Requests),
@@ -908,7 +943,9 @@ mod tests {
 
         fn take(&self, kind: BudgetKind, now_ms: u64, want: f64) -> Taken {
             let (s, b) = (&self.store, &self.books);
-            b.take(s, kind, "acme", &LIMIT, now_ms, want, None).unwrap()
+            b.take(s, kind, "acme", &LIMIT, now_ms, want, None)
+                .unwrap()
+                .unwrap()
         }
 
         fn record(&self, kind: BudgetKind) -> Allowance {
@@ -1083,9 +1120,12 @@ mod tests {
             .unwrap();
         envoy.answer(0, FleetState::Exact, &[(1, 60)], 1000);
         let t = b.take(s, BudgetKind::Tokens, "acme", &LIMIT, 1, 100.0, Some(50.0));
-        assert_eq!(t.map(admitted), Ok(Some((60.0, Source::Lease))));
+        assert_eq!(
+            t.map(|t| t.and_then(admitted)),
+            Ok(Some((60.0, Source::Lease)))
+        );
         let t = b.take(s, BudgetKind::Tokens, "acme", &LIMIT, 1, 100.0, Some(50.0));
-        assert!(matches!(t, Ok(Taken::Limited { .. })));
+        assert!(matches!(t, Ok(Some(Taken::Limited { .. }))));
         assert_eq!(envoy.poll(2).tenants["acme"].tokens.needed, 50);
     }
 
