@@ -129,6 +129,13 @@ pub struct EnvoyConfig {
     /// with a short backoff, instead of FAIL_CLOSED, which makes any panic a lasting
     /// 503 that no test can miss.
     pub reload_on_failure: bool,
+    /// The listeners hand each new connection to the worker with the fewest
+    /// (`exact_balance`): with N workers, the first N connections land on N different
+    /// workers, so a test knows which requests share a VM.
+    pub exact_balance: bool,
+    /// The HTTP connection manager's `request_timeout`: how long a request may take
+    /// until it is sent upstream whole or answered (none: no limit).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -153,6 +160,8 @@ impl EnvoyConfig {
             listeners_from_file: false,
             hold_headers: true,
             reload_on_failure: false,
+            exact_balance: false,
+            request_timeout: None,
         }
     }
 
@@ -203,6 +212,18 @@ impl EnvoyConfig {
     /// after a 200 ms backoff), as the shipped configs have it.
     pub fn reload_on_failure(mut self) -> Self {
         self.reload_on_failure = true;
+        self
+    }
+
+    /// Each new connection goes to the worker with the fewest (`exact_balance`).
+    pub fn exact_balance(mut self) -> Self {
+        self.exact_balance = true;
+        self
+    }
+
+    /// The HTTP connection manager's `request_timeout`.
+    pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = Some(timeout);
         self
     }
 
@@ -358,10 +379,21 @@ fn fairgate_filter(l: &Listener, host: Host, config: &EnvoyConfig) -> String {
 fn listener_fields(action: &str, l: &Listener, host: Host, config: &EnvoyConfig) -> String {
     let name = &l.name;
     let filter = fairgate_filter(l, host, config);
+    let balance = match config.exact_balance {
+        true => {
+            r#""enable_reuse_port": false, "connection_balance_config": {"exact_balance": {}},"#
+        }
+        false => "",
+    };
+    let request_timeout = config
+        .request_timeout
+        .map(|t| format!(r#""request_timeout": "{}s","#, t.as_secs_f64()))
+        .unwrap_or_default();
     format!(
         r#"
       "name": {name:?},
       "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 0}}}},
+      {balance}
       "per_connection_buffer_limit_bytes": 4194304,
       "filter_chains": [{{"filters": [{{
         "name": "envoy.filters.network.http_connection_manager",
@@ -369,6 +401,7 @@ fn listener_fields(action: &str, l: &Listener, host: Host, config: &EnvoyConfig)
           "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
           "stat_prefix": {name:?},
           "max_request_headers_kb": 96,
+          {request_timeout}
           "http_protocol_options": {{"enable_trailers": true}},
           "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
             "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
