@@ -6,13 +6,17 @@
 
 use std::cell::OnceCell;
 
-use crate::config::Config;
+use crate::budget::{BudgetKind, Taken};
+use crate::config::{Config, RateLimit};
 use crate::fair_queue::PoolState;
+use crate::fleet::{Allowance, FleetBooks, FleetMode, FleetPoller, OutageMode, Source};
 use crate::headroom::Snapshot;
 use crate::jwt::{Expectations, KeySet, VerifyingKey};
 use crate::llm::{self, Endpoint, LlmRequest};
 use crate::policy_claim::PolicyClaim;
+use crate::store::{MemoryStore, SharedStore};
 use crate::usage::SseScanner;
+use fairgate_wire::fleet::{FleetAnswer, Lease};
 
 /// The plugin configuration (JSON from the operator, or from a control plane).
 pub fn config(data: &[u8]) -> Result<(), String> {
@@ -158,6 +162,162 @@ pub fn pool_state(data: &[u8]) -> Result<(), String> {
         Ok(again) if again == pool => Ok(()),
         other => Err(format!("{pool:?} re-encoded reads as {other:?}")),
     }
+}
+
+/// The time the fleet answer target applies its answers at.
+const FLEET_NOW_MS: u64 = 10_000;
+
+/// The records the fleet answer target starts from: `(kind, tenant, applied,
+/// allowance, expires_ms)`, one lease live, one expired, one never granted.
+const FLEET_RECORDS: [(BudgetKind, &str, u64, u64, u64); 4] = [
+    (BudgetKind::Requests, "acme", 3, 5, FLEET_NOW_MS + 1_000),
+    (BudgetKind::Tokens, "acme", 7, 400, FLEET_NOW_MS + 1_000),
+    (BudgetKind::Requests, "beta", 2, 0, FLEET_NOW_MS - 1),
+    (BudgetKind::Requests, "gamma", 0, 0, 0),
+];
+
+/// The sidecar's answer to `POST /v1/fleet/poll`, applied by the elected poller to an
+/// Envoy's records, then applied again (a repeated answer): it creates no record;
+/// each grant is added to an allowance once, by its `seq`, so the allowance and
+/// `expired` together gain exactly the grants applied and nothing else in the books
+/// moves; the second time changes nothing; a request then takes from a live lease no
+/// more than it holds.
+pub fn fleet_answer(data: &[u8]) -> Result<(), String> {
+    let mode = FleetMode {
+        outage: OutageMode::Safe,
+        poll_ms: 500,
+        stale_ms: 3_000,
+    };
+    let limit = RateLimit {
+        per_second: 10.0,
+        burst: 20.0,
+    };
+    let store = MemoryStore::new();
+    let books = FleetBooks::new("f:", mode);
+    let poller = FleetPoller::new(books.clone(), "gw".into(), "boot".into());
+    for (kind, id, applied, allowance, expires_ms) in FLEET_RECORDS {
+        books
+            .ensure(&store, kind, id, &limit, true, 1)
+            .map_err(|e| e.to_string())?;
+        let mut record = Allowance::new(&limit, true, 1);
+        record.applied = applied;
+        record.allowance = allowance;
+        record.expires_ms = expires_ms;
+        record.answered_ms = FLEET_NOW_MS - 100;
+        record.spent = 11;
+        record.expired = 13;
+        store
+            .set(&books.key(kind, id), &record.encode(), None)
+            .map_err(|e| e.to_string())?;
+    }
+    let keys = store.len();
+    let before = fleet_records(&store, &books)?;
+    let applied = poller.apply_answer(&store, data, FLEET_NOW_MS);
+    let once = fleet_records(&store, &books)?;
+    let Ok(answer) = serde_json::from_slice::<FleetAnswer>(data) else {
+        return match (applied, once == before) {
+            (Err(_), true) => Ok(()),
+            _ => Err("an answer that does not parse changed the records".into()),
+        };
+    };
+    if applied.is_err() {
+        return Err("an answer that parses was refused".into());
+    }
+    for (i, (kind, id, ..)) in FLEET_RECORDS.into_iter().enumerate() {
+        let lease = answer.fleet.tenants.get(id).and_then(|t| {
+            t.get(match kind {
+                BudgetKind::Requests => fairgate_wire::fleet::BudgetKind::Requests,
+                BudgetKind::Tokens => fairgate_wire::fleet::BudgetKind::Tokens,
+            })
+        });
+        let listed = answer.fleet.tenants.contains_key(id);
+        fleet_books_agree(&before[i], &once[i], lease, listed)
+            .map_err(|e| format!("{kind:?} {id}: {e}"))?;
+    }
+    if store.len() != keys {
+        return Err(format!("the answer made {} records", store.len() - keys));
+    }
+    poller
+        .apply_answer(&store, data, FLEET_NOW_MS)
+        .map_err(|e| format!("applied again: {e}"))?;
+    if fleet_records(&store, &books)? != once {
+        return Err("the same answer applied twice changed the records again".into());
+    }
+    for (i, (kind, id, ..)) in FLEET_RECORDS.into_iter().enumerate() {
+        let held = once[i].allowance;
+        let taken = books
+            .take(&store, kind, id, &limit, FLEET_NOW_MS, 1.0, None)
+            .map_err(|e| e.to_string())?;
+        let after = fleet_records(&store, &books)?[i].allowance;
+        if let Taken::Admitted {
+            amount,
+            source: Source::Lease,
+        } = taken
+        {
+            if amount > held as f64 || after != held - amount as u64 {
+                return Err(format!(
+                    "{kind:?} {id}: took {amount} from an allowance of {held}, left {after}"
+                ));
+            }
+        } else if after > held {
+            return Err(format!("{kind:?} {id}: a refused take grew the allowance"));
+        }
+    }
+    Ok(())
+}
+
+fn fleet_records(store: &MemoryStore, books: &FleetBooks) -> Result<Vec<Allowance>, String> {
+    FLEET_RECORDS
+        .into_iter()
+        .map(|(kind, id, ..)| {
+            let bytes = store
+                .get(&books.key(kind, id))
+                .map_err(|e| e.to_string())?
+                .map(|(bytes, _)| bytes)
+                .unwrap_or_default();
+            Allowance::decode(&bytes).ok_or_else(|| format!("{kind:?} {id}: record lost"))
+        })
+        .collect()
+}
+
+/// One record's books before and after an answer that carried `lease` for it.
+fn fleet_books_agree(
+    before: &Allowance,
+    after: &Allowance,
+    lease: Option<&Lease>,
+    listed: bool,
+) -> Result<(), String> {
+    if !listed {
+        return match before == after {
+            true => Ok(()),
+            false => Err("a tenant the answer does not name changed".into()),
+        };
+    }
+    let mut applied = before.applied;
+    let mut added: u128 = 0;
+    for grant in lease.map(|l| l.grants.as_slice()).unwrap_or_default() {
+        if grant.seq > applied {
+            applied = grant.seq;
+            added += u128::from(grant.amount);
+        }
+    }
+    let held = |r: &Allowance| u128::from(r.allowance) + u128::from(r.expired);
+    let conserved = held(after) == held(before) + added
+        // Saturated totals stop at the largest count.
+        || (held(before) + added > u128::from(u64::MAX) && after.allowance.max(after.expired) > 0);
+    let live = after.expires_ms > FLEET_NOW_MS;
+    if after.applied != applied
+        || !conserved
+        || (after.spent, after.debt) != (before.spent, before.debt)
+        || after.replicas == 0
+        || (!live && after.allowance > 0)
+        || after.expired < before.expired
+    {
+        return Err(format!(
+            "{before:?} with {lease:?} gave {after:?} (applied {applied}, added {added})"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
