@@ -113,7 +113,8 @@ pub fn jwks(data: &[u8]) -> Result<(), String> {
 }
 
 /// An OpenAI-compatible request body (the first byte picks the endpoint), read and,
-/// where it reads, rewritten as a clamped request asking for its usage.
+/// where it reads, rewritten as a clamped request asking for its usage, which must
+/// read back as the same request with the cap and the usage asked for.
 pub fn llm_body(data: &[u8]) -> Result<(), String> {
     let Some((first, body)) = data.split_first() else {
         return Ok(());
@@ -124,32 +125,92 @@ pub fn llm_body(data: &[u8]) -> Result<(), String> {
         2 => Endpoint::Embeddings,
         _ => Endpoint::Responses,
     };
-    if let Ok((request, object)) = LlmRequest::parse(endpoint, body, 64) {
-        let _ = llm::rewrite(&request, object, Some(1), true);
+    let Ok((request, object)) = LlmRequest::parse(endpoint, body, 64) else {
+        return Ok(());
+    };
+    let Some(rewritten) = llm::rewrite(&request, object, Some(1), true) else {
+        return Ok(());
+    };
+    // What is forwarded reads as the same request, capped at 1 (where it has an output
+    // at all: an embedding has none), asking for its usage.
+    let again = LlmRequest::parse(endpoint, &rewritten, 64).map(|(again, _)| again);
+    match &again {
+        Ok(a)
+            if a.model == request.model
+                && a.prompt_tokens == request.prompt_tokens
+                && a.stream == request.stream
+                && (a.max_output == 1 || (request.max_output, a.max_output) == (0, 0))
+                && (a.include_usage || !a.stream) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{request:?} rewritten as {:?} reads as {again:?}",
+            String::from_utf8_lossy(&rewritten)
+        )),
     }
-    Ok(())
 }
 
 /// A streamed answer, cut into chunks of a size the first byte picks, its usage chunk
-/// stripped or not.
+/// stripped or not: where it is cut changes nothing, so what the client gets, the
+/// usage read and the counts are those of the same stream in one piece.
 pub fn sse(data: &[u8]) -> Result<(), String> {
     let Some((first, stream)) = data.split_first() else {
         return Ok(());
     };
-    let mut scanner = SseScanner::new(first & 1 == 1);
+    let strip = first & 1 == 1;
     let size = usize::from(first >> 1).max(1);
-    let chunks: Vec<&[u8]> = stream.chunks(size).collect();
-    let last = chunks.len().saturating_sub(1);
-    for (i, chunk) in chunks.iter().enumerate() {
-        let _ = scanner.feed(chunk, i == last);
+    let cut = scan_sse(strip, stream.chunks(size));
+    let whole = scan_sse(strip, std::iter::once(stream));
+    match cut == whole {
+        true => Ok(()),
+        false => Err(format!(
+            "{:?} cut every {size} bytes read as {cut:?}, whole as {whole:?}",
+            String::from_utf8_lossy(stream)
+        )),
     }
-    Ok(())
 }
 
-/// The GPU sidecar's `/v1/headroom` answer.
+/// What a client gets of `chunks` through a scanner, and what the scanner read.
+fn scan_sse<'a>(
+    strip: bool,
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> (Vec<u8>, String, u64, bool) {
+    let mut scanner = SseScanner::new(strip);
+    let mut out = Vec::new();
+    let mut chunks = chunks.peekable();
+    // An empty stream still ends.
+    if chunks.peek().is_none() {
+        let _ = scanner.feed(&[], true);
+    }
+    while let Some(chunk) = chunks.next() {
+        match scanner.feed(chunk, chunks.peek().is_none()) {
+            crate::usage::Pass::Unchanged => out.extend_from_slice(chunk),
+            crate::usage::Pass::Replace(bytes) => out.extend_from_slice(&bytes),
+        }
+    }
+    let usage = format!("{:?}", scanner.usage);
+    (out, usage, scanner.content_chunks, scanner.done)
+}
+
+/// The GPU sidecar's `/v1/headroom` answer: what it reads as holds headroom within
+/// 0..1 and no capacity for an unhealthy cluster, and reads the same back from
+/// shared data.
 pub fn headroom(data: &[u8]) -> Result<(), String> {
-    let _ = Snapshot::parse(data, 0);
-    Ok(())
+    let Ok(snapshot) = Snapshot::parse(data, 7) else {
+        return Ok(());
+    };
+    let bounded = snapshot
+        .clusters
+        .values()
+        .all(|c| (0.0..=1.0).contains(&c.headroom) && (c.healthy || c.capacity == 0));
+    let stored = Snapshot::from_store(&Snapshot::store_bytes(data, 7));
+    match (bounded, stored) {
+        (true, Ok(again)) if again == snapshot => Ok(()),
+        (_, stored) => Err(format!(
+            "{snapshot:?} out of bounds, or stored as {stored:?}"
+        )),
+    }
 }
 
 /// A pool's state as shared data holds it (another VM's write, or garbage): what
