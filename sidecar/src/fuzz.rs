@@ -171,11 +171,14 @@ pub fn fleet_poll(data: &[u8]) -> Result<(), String> {
         let Some(runtime) = runtime else {
             return Err("no runtime for the fleet poll target".to_string());
         };
-        runtime.block_on(fleet_polls(&poll))
+        runtime.block_on(fleet_polls(&poll)).map(|_| ())
     })
 }
 
-async fn fleet_polls(poll: &FleetPoll) -> Result<(), String> {
+/// Every grant answered to `poll` sent twice, per bucket and `seq`, once checked.
+type Answered = BTreeMap<(String, BudgetKind), BTreeMap<u64, u64>>;
+
+async fn fleet_polls(poll: &FleetPoll) -> Result<Answered, String> {
     let clock = ManualClock::default();
     clock.advance_ms(1_000);
     let store = MemoryStore::new(Arc::new(clock.clone()));
@@ -190,8 +193,7 @@ async fn fleet_polls(poll: &FleetPoll) -> Result<(), String> {
         },
         Arc::new(metrics),
     );
-    // Per bucket: every grant answered, by `seq`.
-    let mut grants: BTreeMap<(String, BudgetKind), BTreeMap<u64, u64>> = BTreeMap::new();
+    let mut grants = Answered::new();
     for _ in 0..2 {
         let answer = manager.poll(poll).await;
         check_answer(poll, &answer, &mut grants)?;
@@ -210,13 +212,13 @@ async fn fleet_polls(poll: &FleetPoll) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(grants)
 }
 
 fn check_answer(
     poll: &FleetPoll,
     answer: &FleetGrants,
-    grants: &mut BTreeMap<(String, BudgetKind), BTreeMap<u64, u64>>,
+    grants: &mut Answered,
 ) -> Result<(), String> {
     if answer.replicas == 0 {
         return Err("an answer with no replica".into());
@@ -274,6 +276,13 @@ mod tests {
             {"limits":{"requests_per_second":20,"request_burst":40},"demand":true}}}"#;
         assert_eq!(fleet_poll(body), Ok(()));
         let poll = crate::server::parse_poll(body).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let granted = runtime.block_on(fleet_polls(&poll)).unwrap();
+        let total: u64 = granted.values().flat_map(|seqs| seqs.values()).sum();
+        assert!(total > 0 && total <= 40, "{granted:?}");
         let lease = |grants: Vec<(u64, u64)>| Lease {
             grants: grants
                 .into_iter()
