@@ -65,7 +65,7 @@ build_filter
 FAIRGATE_HOST=module FAIRGATE_MODULE_DIR=target/test-panic cargo test -p fairgate-e2e --test e2e \
   -- --test-threads=1 --ignored panic::a_panic_in_the_module
 FAIRGATE_WASM=target/test-panic/fairgate_filter.wasm cargo test -p fairgate-e2e --test e2e \
-  -- --test-threads=1 --ignored panic::a_crashed_vm
+  -- --test-threads=1 --ignored panic::a_crashed_vm panic::the_requests_queued_in_a_crashed_vm
 
 say "filter logic compiled to wasm32, under wasm-bindgen-test"
 scripts/wasm-unit-tests.sh

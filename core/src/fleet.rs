@@ -572,7 +572,8 @@ impl FleetBooks {
         self
     }
 
-    fn replicas_key(&self) -> String {
+    /// Where the last answer's N is kept (for [`Self::local_share`]).
+    pub fn replicas_key(&self) -> String {
         format!("{}fleet.replicas", self.prefix)
     }
 

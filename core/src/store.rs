@@ -123,6 +123,15 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// How many keys it holds.
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
 }
 
 impl SharedStore for MemoryStore {

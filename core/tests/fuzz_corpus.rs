@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 type Target = fn(&[u8]) -> Result<(), String>;
 
-const TARGETS: [(&str, Target); 8] = [
+const TARGETS: [(&str, Target); 9] = [
     ("config", fairgate_core::fuzz::config),
     ("token", fairgate_core::fuzz::token),
     ("policy_claim", fairgate_core::fuzz::policy_claim),
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Target); 8] = [
     ("sse", fairgate_core::fuzz::sse),
     ("headroom", fairgate_core::fuzz::headroom),
     ("pool_state", fairgate_core::fuzz::pool_state),
+    ("fleet_answer", fairgate_core::fuzz::fleet_answer),
 ];
 
 fn inputs(dir: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -319,10 +319,12 @@ fn validate_sim(raw: RawSim) -> Result<Vec<SimGpu>, ConfigError> {
                 format!("{uuid:?} is used by another GPU"),
             ));
         }
-        if !(gpu.memory_total_gib.is_finite() && gpu.memory_total_gib > 0.0) {
+        // At least one byte once in bytes: a smaller size would read as no memory.
+        let memory_total_bytes = (gpu.memory_total_gib * (1u64 << 30) as f64).round();
+        if !(gpu.memory_total_gib.is_finite() && memory_total_bytes >= 1.0) {
             return Err(ConfigError::new(
                 format!("{path}.memory_total_gib"),
-                "must be > 0",
+                "must be > 0 (at least one byte)",
             ));
         }
         let curve = Curve::new(gpu.curve).map_err(|e| match e.point {
@@ -334,7 +336,7 @@ fn validate_sim(raw: RawSim) -> Result<Vec<SimGpu>, ConfigError> {
             name: gpu
                 .name
                 .unwrap_or_else(|| "fairgate simulated GPU".to_string()),
-            memory_total_bytes: (gpu.memory_total_gib * (1u64 << 30) as f64).round() as u64,
+            memory_total_bytes: memory_total_bytes as u64,
             healthy: gpu.healthy,
             curve,
         });
@@ -687,11 +689,13 @@ mod tests {
             ))
         };
         let curve = "curve = [{ t_s = 0, utilization = 0.1, memory_used = 0.1 }]";
-        assert_refused(
-            gpu(&format!("memory_total_gib = 0\n{curve}")),
-            "sim.gpus[0].memory_total_gib",
-            "> 0",
-        );
+        for size in ["0", "1e-12"] {
+            assert_refused(
+                gpu(&format!("memory_total_gib = {size}\n{curve}")),
+                "sim.gpus[0].memory_total_gib",
+                "> 0",
+            );
+        }
         assert_refused(
             gpu("memory_total_gib = 8\ncurve = [{ t_s = 0, utilization = 0.1, memory_used = 0.1 }, { t_s = 5, utilization = 2, memory_used = 0.1 }]"),
             "sim.gpus[0].curve[1]",

@@ -12,12 +12,14 @@
 //!   [`wire`] is the `/v1/headroom` JSON;
 //! - [`poller`] polls in the background; [`server`] answers HTTP from the latest
 //!   snapshot; [`metrics`] is `/metrics`; [`app`] starts it all;
+//! - [`fuzz`]: the bodies of the fuzz targets of its parsers (`fuzz/`);
 //! - [`fleet`]: fleet mode (SPEC section 9), leases of the fleet's budgets kept in
 //!   Redis, handed to the filters through `POST /v1/fleet/poll`.
 
 pub mod app;
 pub mod config;
 pub mod fleet;
+pub mod fuzz;
 pub mod gpu;
 pub mod headroom;
 pub mod metrics;

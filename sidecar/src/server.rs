@@ -51,16 +51,10 @@ async fn fleet_poll(State(state): State<AppState>, body: Bytes) -> Response {
             "fleet mode is off: give the sidecar a [fleet] section or --redis-url",
         );
     };
-    let poll: FleetPoll = match serde_json::from_slice(&body) {
+    let poll = match parse_poll(&body) {
         Ok(poll) => poll,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("bad fleet poll: {e}")),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &e),
     };
-    if poll.envoy.is_empty() || poll.envoy.len() > MAX_ENVOY_ID_LEN || poll.poll_ms == 0 {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "bad fleet poll: envoy must be 1 to 255 bytes and poll_ms >= 1",
-        );
-    }
     let grants = fleet.poll(&poll).await;
     let headroom = state.latest.borrow().snapshot.to_wire();
     let answer = FleetAnswer {
@@ -78,6 +72,16 @@ async fn fleet_poll(State(state): State<AppState>, body: Bytes) -> Response {
             .into_response(),
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
     }
+}
+
+/// Reads a fleet poll's body; `Err` is the 400's message.
+pub fn parse_poll(body: &[u8]) -> Result<FleetPoll, String> {
+    let poll: FleetPoll =
+        serde_json::from_slice(body).map_err(|e| format!("bad fleet poll: {e}"))?;
+    if poll.envoy.is_empty() || poll.envoy.len() > MAX_ENVOY_ID_LEN || poll.poll_ms == 0 {
+        return Err("bad fleet poll: envoy must be 1 to 255 bytes and poll_ms >= 1".into());
+    }
+    Ok(poll)
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

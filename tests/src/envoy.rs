@@ -143,6 +143,13 @@ pub struct EnvoyConfig {
     /// of `--disable-hot-restart`. Needs a fixed `port`, whose socket the new process
     /// takes over from the old one.
     pub hot_restart: bool,
+    /// The listeners hand each new connection to the worker with the fewest
+    /// (`exact_balance`): with N workers, the first N connections land on N different
+    /// workers, so a test knows which requests share a VM.
+    pub exact_balance: bool,
+    /// The HTTP connection manager's `request_timeout`: how long a request may take
+    /// until it is sent upstream whole or answered (none: no limit).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// A listener with a fairgate filter of its own: another plugin (root context) in the
@@ -170,6 +177,8 @@ impl EnvoyConfig {
             filters_from_ecds: false,
             port: 0,
             hot_restart: false,
+            exact_balance: false,
+            request_timeout: None,
         }
     }
 
@@ -220,6 +229,18 @@ impl EnvoyConfig {
     /// after a 200 ms backoff), as the shipped configs have it.
     pub fn reload_on_failure(mut self) -> Self {
         self.reload_on_failure = true;
+        self
+    }
+
+    /// Each new connection goes to the worker with the fewest (`exact_balance`).
+    pub fn exact_balance(mut self) -> Self {
+        self.exact_balance = true;
+        self
+    }
+
+    /// The HTTP connection manager's `request_timeout`.
+    pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = Some(timeout);
         self
     }
 
@@ -320,7 +341,7 @@ impl EnvoyConfig {
                     Some(path) => ecds_filter(l, host, self, path),
                     None => fairgate_filter(l, host, self),
                 };
-                listener_fields(&action, l, &filter, port)
+                listener_fields(&action, l, &filter, port, self)
             })
             .collect()
     }
@@ -455,12 +476,29 @@ fn fairgate_typed_config(l: &Listener, host: Host, config: &EnvoyConfig) -> (&'s
 
 /// The fields of one listener on `port` with the fairgate filter `filter` before the
 /// router.
-fn listener_fields(action: &str, l: &Listener, filter: &str, port: u16) -> String {
+fn listener_fields(
+    action: &str,
+    l: &Listener,
+    filter: &str,
+    port: u16,
+    config: &EnvoyConfig,
+) -> String {
     let name = &l.name;
+    let balance = match config.exact_balance {
+        true => {
+            r#""enable_reuse_port": false, "connection_balance_config": {"exact_balance": {}},"#
+        }
+        false => "",
+    };
+    let request_timeout = config
+        .request_timeout
+        .map(|t| format!(r#""request_timeout": "{}s","#, t.as_secs_f64()))
+        .unwrap_or_default();
     format!(
         r#"
       "name": {name:?},
       "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {port}}}}},
+      {balance}
       "per_connection_buffer_limit_bytes": 4194304,
       "filter_chains": [{{"filters": [{{
         "name": "envoy.filters.network.http_connection_manager",
@@ -468,6 +506,7 @@ fn listener_fields(action: &str, l: &Listener, filter: &str, port: u16) -> Strin
           "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
           "stat_prefix": {name:?},
           "max_request_headers_kb": 96,
+          {request_timeout}
           "http_protocol_options": {{"enable_trailers": true}},
           "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
             "routes": [{{"match": {{"prefix": "/"}}, {action}}}]}}]}},
