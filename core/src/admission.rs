@@ -139,6 +139,9 @@ struct FleetSlots {
     weights: HashMap<String, HashMap<String, f64>>,
     /// Per pool, its last lease: slots, and until when (ms).
     leased: HashMap<String, (u32, u64)>,
+    /// Per pool, this Envoy's part of the tenants' `min_concurrency` (while a lease
+    /// lives; the configured values otherwise).
+    reservations: HashMap<String, Vec<Reservation>>,
 }
 
 /// A pool's share of the fleet's capacity while the fleet's slots cannot be leased:
@@ -228,6 +231,7 @@ impl Pools {
             capacity: HashMap::new(),
             weights: HashMap::new(),
             leased: HashMap::new(),
+            reservations: HashMap::new(),
         });
         self
     }
@@ -251,7 +255,10 @@ impl Pools {
         pool: &str,
         op: impl FnMut(&mut PoolState, &Limits) -> T,
     ) -> Result<T, StoreError> {
-        let reserved = self.reserved.get(pool).map_or(&[][..], Vec::as_slice);
+        let fleet_reserved = self.fleet.as_ref().and_then(|f| f.reservations.get(pool));
+        let reserved = fleet_reserved
+            .or(self.reserved.get(pool))
+            .map_or(&[][..], Vec::as_slice);
         let mut limits = Limits::new(&self.config, self.live.get(pool).copied(), reserved);
         if let Some(lease_ms) = self.lease_ms {
             limits.lease_ms = lease_ms;
@@ -351,6 +358,7 @@ impl Pools {
         }
         fleet.capacity.clear();
         fleet.weights.clear();
+        fleet.reservations.clear();
         // Before the first answer (for `stale_ms` at most): wait for a first lease.
         let waiting = !fleet.answered && now_ms.saturating_sub(started) <= fleet.stale_ms;
         for (pool, total) in totals {
@@ -367,6 +375,13 @@ impl Pools {
                         fleet.weights.insert(pool.clone(), weights);
                     }
                     fleet.leased.insert(pool.clone(), (l.slots, until));
+                    if !l.reserved.is_empty() {
+                        let parts = l.reserved.iter().map(|(tenant, slots)| Reservation {
+                            tenant: tenant.clone(),
+                            slots: *slots,
+                        });
+                        fleet.reservations.insert(pool.clone(), parts.collect());
+                    }
                     l.slots
                 }
                 (None, Some(&(slots, until))) if now_ms < until.saturating_add(fleet.stale_ms) => {
@@ -386,11 +401,15 @@ impl Pools {
         pools.sort();
         for pool in pools {
             let capacity = self.fleet_total(&pool);
+            let reservations = self.reserved.get(&pool).map_or_else(BTreeMap::new, |r| {
+                r.iter().map(|r| (r.tenant.clone(), r.slots)).collect()
+            });
             let read = self.update(host, &pool, |p, limits| PoolReport {
                 capacity,
                 in_flight: p.in_use(),
                 limit: limits.capacity,
                 reserved: p.reserved_free(limits),
+                reservations: reservations.clone(),
                 tenants: p.demand().map(|(t, d)| (t.to_string(), d)).collect(),
             });
             match read {
@@ -992,6 +1011,47 @@ mod tests {
         assert_eq!(
             (demand.weight, demand.queued, demand.in_flight),
             (4.0, 1, 2)
+        );
+    }
+
+    #[test]
+    fn in_fleet_mode_a_pool_keeps_its_part_of_a_reservation_not_the_whole() {
+        let mut json = testkit::config_json();
+        json["pool"] = serde_json::json!({"max_concurrency": 10});
+        json["tenants"]["acme"]["min_concurrency"] = serde_json::json!(3);
+        let (host, config) = (host(), testkit::config(&json));
+        let mut w = pools(1, &config).with_fleet(1_000);
+        let body = serde_json::json!({
+            "version": 1, "generated_at_ms": 0, "source": "sim", "clusters": {},
+            "fleet": {"state": "exact", "replicas": 3, "sidecar": "s", "tenants": {},
+                "pools": {"shared": {"slots": 4, "expires_in_ms": 1_000,
+                    "reserved": {"acme": 1}}}}
+        });
+        let snapshot = Snapshot::parse(body.to_string().as_bytes(), 0).unwrap();
+        w.set_live(Some(&snapshot), 10);
+        let reports = w.fleet_reports(&host);
+        assert_eq!(
+            reports[SHARED_POOL].reservations["acme"], 3,
+            "the configured value"
+        );
+        assert_eq!(
+            reports[SHARED_POOL].reserved, 1,
+            "this Envoy's part, unused"
+        );
+        let free = policy(&config, "free");
+        let mut actions = Vec::new();
+        let admitted: Vec<Admission> = (1..=4)
+            .map(|c| w.admit(&host, c, "free", &free, SHARED_POOL, 1.0, 20, &mut actions))
+            .collect();
+        // 4 slots, 1 kept for acme: 3 for free (with acme's whole 3 kept, 1).
+        assert_eq!(
+            admitted,
+            [
+                Admission::Forward,
+                Admission::Forward,
+                Admission::Forward,
+                Admission::Wait
+            ]
         );
     }
 }

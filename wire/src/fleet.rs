@@ -169,6 +169,10 @@ pub struct PoolReport {
     /// use): leased before any backlog is served.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub reserved: u32,
+    /// The configured `min_concurrency` of the pool's tenants: the fleet-wide
+    /// reservations the sidecar splits among the Envoys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reservations: BTreeMap<String, u32>,
     /// The pool's tenants with requests queued or in flight here.
     #[serde(default)]
     pub tenants: BTreeMap<String, PoolTenant>,
@@ -208,6 +212,10 @@ pub struct SlotLease {
     /// tenant not listed counts its whole weight.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weights: BTreeMap<String, f64>,
+    /// This Envoy's part of each tenant's `min_concurrency` (where it has one): the
+    /// slots its pool keeps for the tenant. The parts sum to the configured value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reserved: BTreeMap<String, u32>,
 }
 
 /// One tenant, as one Envoy sees it.

@@ -144,6 +144,7 @@ impl EnvoyBook {
 struct SlotBook {
     slots: u32,
     scales: BTreeMap<String, f64>,
+    reserved: BTreeMap<String, u32>,
     expires_ms: u64,
 }
 
@@ -153,11 +154,15 @@ impl SlotBook {
             slots: self.slots,
             expires_in_ms: self.expires_ms.saturating_sub(now_ms),
             weights: self.scales.clone(),
+            reserved: self.reserved.clone(),
         }
     }
 }
 
 type SharedBook = Arc<tokio::sync::Mutex<EnvoyBook>>;
+
+/// An Envoy's part of a pool: its grant, its tenants' weight scales and reservations.
+type SlotShare = (u32, BTreeMap<String, f64>, BTreeMap<String, u32>);
 
 pub struct FleetManager<S> {
     store: S,
@@ -285,13 +290,14 @@ impl<S: FleetStore> FleetManager<S> {
         let mut pools = BTreeMap::new();
         let mut claims = claims.into_iter();
         for pool in poll.pools.keys() {
-            if let Some(Ok((slots, scales))) = claims.next() {
+            if let Some(Ok((slots, scales, reserved))) = claims.next() {
                 let entry = book.slots.entry(pool.clone()).or_default();
                 let changed = entry.slots != slots;
                 self.metrics.slots(pool, &poll.envoy, Some(slots), changed);
                 *entry = SlotBook {
                     slots,
                     scales,
+                    reserved,
                     expires_ms: until,
                 };
             }
@@ -341,7 +347,7 @@ impl<S: FleetStore> FleetManager<S> {
 
     /// Claims `envoy`'s share of `pool`'s slots: reads every live claim, shares the
     /// pool out ([`slots::allocate`]) with this report in, and claims the target.
-    /// Returns the grant and the scales of the Envoy's tenants.
+    /// Returns the grant, and the scales and reservations of the Envoy's tenants.
     async fn claim_slots(
         &self,
         pool: &str,
@@ -349,7 +355,7 @@ impl<S: FleetStore> FleetManager<S> {
         report: &PoolReport,
         replicas: u32,
         poll_ms: u64,
-    ) -> Result<(u32, BTreeMap<String, f64>), StoreError> {
+    ) -> Result<SlotShare, StoreError> {
         let mut holders = self.call(self.store.pool_holders(pool)).await?;
         let floor = report.limit.max(report.in_flight);
         let mine = SlotHolder {
@@ -386,7 +392,8 @@ impl<S: FleetStore> FleetManager<S> {
             .sum();
         self.metrics.pool_in_flight(pool, in_flight);
         let scales = allocation.scales.remove(envoy).unwrap_or_default();
-        Ok((granted, scales))
+        let reserved = allocation.reserved.remove(envoy).unwrap_or_default();
+        Ok((granted, scales, reserved))
     }
 
     /// The background step, every heartbeat period: heartbeat the live Envoys (and so

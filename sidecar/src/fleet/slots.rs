@@ -9,9 +9,10 @@
 //!   Envoy's demand is the sum of its tenants' parts, and the same parts order the
 //!   tenants inside it (the filter scales their weights by them), so that the fleet's
 //!   shares follow the configured weights however the tenants reach it.
-//! - **Reservations first.** The slots an Envoy's pool keeps free for `min_concurrency`
-//!   (reservations not in use) are leased before any backlog is served, so a reserved
-//!   tenant never waits behind a flood wherever it arrives.
+//! - **Reservations first.** Each tenant's `min_concurrency` is split among the
+//!   Envoys (by its backlog at each, evenly while it is idle; whole slots summing to
+//!   it); each Envoy's pool keeps its part free for the tenant, and the parts not in
+//!   use are leased before any backlog is served.
 //! - **Bands next.** The highest band with a backlog anywhere is served first: its
 //!   demand is water-filled over the Envoys (each gets capacity in proportion to its
 //!   demand, up to its backlog in that band; what one cannot use goes to the others),
@@ -41,6 +42,8 @@ pub struct Allocation {
     /// Per Envoy and tenant queued at several Envoys, the part of its weight counting
     /// there.
     pub scales: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Per Envoy, its part of each tenant's `min_concurrency`.
+    pub reserved: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 /// Shares `capacity` slots among `reports` (per Envoy, its report of the pool).
@@ -79,13 +82,32 @@ pub fn allocate(capacity: u32, reports: &BTreeMap<String, PoolReport>) -> Alloca
     }
     let mut shares: BTreeMap<&str, f64> = reports.keys().map(|e| (e.as_str(), 0.0)).collect();
     let mut left = f64::from(capacity);
-    // Reservations first (in proportion, where they exceed the capacity).
-    let reserved: f64 = reports.values().map(|r| f64::from(r.reserved)).sum();
-    if reserved > 0.0 {
-        let part = (left / reserved).min(1.0);
-        for (envoy, report) in reports {
-            let given = f64::from(report.reserved) * part;
-            *shares.entry(envoy.as_str()).or_default() += given;
+    let reserved = split_reservations(reports, &fleet_backlog);
+    // Reservations not in use first (in proportion, where they exceed the capacity).
+    let unused: BTreeMap<&str, f64> = reports
+        .iter()
+        .map(|(envoy, report)| {
+            let parts = reserved.get(envoy);
+            let free = match parts {
+                Some(parts) => parts
+                    .iter()
+                    .map(|(t, n)| {
+                        let backlog = report.tenants.get(t).map_or(0, |d| d.backlog());
+                        f64::from(n.saturating_sub(backlog))
+                    })
+                    .sum(),
+                // A report without its reservations: what it says it keeps free.
+                None => f64::from(report.reserved),
+            };
+            (envoy.as_str(), free)
+        })
+        .collect();
+    let total: f64 = unused.values().sum();
+    if total > 0.0 {
+        let part = (left / total).min(1.0);
+        for (envoy, free) in &unused {
+            let given = free * part;
+            *shares.entry(envoy).or_default() += given;
             left -= given;
         }
     }
@@ -104,7 +126,44 @@ pub fn allocate(capacity: u32, reports: &BTreeMap<String, PoolReport>) -> Alloca
     Allocation {
         targets: whole_slots(capacity, &shares),
         scales,
+        reserved,
     }
+}
+
+/// Each tenant's `min_concurrency` (the largest any Envoy reports) split among the
+/// Envoys: by its backlog at each where it has one anywhere, else evenly; whole slots
+/// summing to it.
+fn split_reservations(
+    reports: &BTreeMap<String, PoolReport>,
+    fleet_backlog: &BTreeMap<&str, f64>,
+) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut minimum: BTreeMap<&str, u32> = BTreeMap::new();
+    for report in reports.values() {
+        for (tenant, m) in &report.reservations {
+            let entry = minimum.entry(tenant.as_str()).or_default();
+            *entry = (*entry).max(*m);
+        }
+    }
+    let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for (tenant, m) in minimum {
+        let total = fleet_backlog.get(tenant).copied().unwrap_or(0.0);
+        let parts: BTreeMap<&str, f64> = reports
+            .iter()
+            .map(|(envoy, r)| {
+                let part = if total > 0.0 {
+                    let here = r.tenants.get(tenant).map_or(0, |d| d.backlog());
+                    f64::from(m) * f64::from(here) / total
+                } else {
+                    f64::from(m) / reports.len() as f64
+                };
+                (envoy.as_str(), part)
+            })
+            .collect();
+        for (envoy, n) in whole_slots(m, &parts) {
+            out.entry(envoy).or_default().insert(tenant.to_string(), n);
+        }
+    }
+    out
 }
 
 /// What a claim is granted where the other claims hold `others`: its target, up to
@@ -202,6 +261,7 @@ mod tests {
             in_flight: 0,
             limit: 0,
             reserved: 0,
+            reservations: BTreeMap::new(),
             tenants: tenants.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
         }
     }
@@ -295,6 +355,22 @@ mod tests {
             allocate(14, &busy).targets,
             BTreeMap::from([("e0".into(), 8), ("e1".into(), 6)])
         );
+    }
+
+    #[test]
+    fn a_reservation_is_split_by_backlog_or_evenly_and_leased_first() {
+        let reserving = |queued: u32| {
+            let mut r = report(&[("gold", tenant(1.0, 0, queued)), ("a", tenant(1.0, 0, 30))]);
+            r.reservations = BTreeMap::from([("gold".to_string(), 4)]);
+            r
+        };
+        let idle = reports(&[("e0", reserving(0)), ("e1", reserving(0))]);
+        let a = allocate(14, &idle);
+        assert_eq!(a.reserved["e0"]["gold"] + a.reserved["e1"]["gold"], 4);
+        assert_eq!(a.reserved["e0"]["gold"], 2, "idle: evenly");
+        let busy = reports(&[("e0", reserving(3)), ("e1", reserving(1))]);
+        let a = allocate(14, &busy);
+        assert_eq!((a.reserved["e0"]["gold"], a.reserved["e1"]["gold"]), (3, 1));
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl EnvoySim {
             in_flight: self.in_flight(),
             limit: self.limit,
             reserved: 0,
+            reservations: BTreeMap::new(),
             tenants,
         };
         FleetPoll {
