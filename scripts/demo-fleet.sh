@@ -63,9 +63,8 @@ done
 
 TOKEN=$("$LOADGEN" token --scenario demo/scenario.toml free)
 say "tenant free (2 requests/s, burst 5) through all $REPLICAS gateways at once, one client each ($DURATION s)"
-# free is sheddable: a request its budget admits may still meet a full pool at that
-# gateway (its lease of the pools' slots is small while the fleet is idle) and be shed
-# (503). The budget admitted it all the same, so it counts here.
+# free is sheddable: a request its budget admits is still shed (503) where the pools
+# are saturated. The budget admitted it all the same, so it counts here.
 hammer() { # hammer URL SECONDS OUT: "admitted refused shed" of requests sent back to back
   local end ok=0 limited=0 shed=0 code
   end=$(($(date +%s) + $2))

@@ -7,7 +7,8 @@
 //! gets from the pool the waiter that now holds it and sends that waiter's worker a
 //! wake-up through the host (`PoolHost::send_wake`); this worker's own waiters come
 //! back as `Action::Resume`. The worker's tick expires waiters past
-//! `queue_timeout_ms` (503), renews its lease and reclaims the slots of dead workers.
+//! `queue_timeout_ms` (503) and, in fleet mode, sheddable waiters no slot reached in
+//! time (503, shed), renews its lease and reclaims the slots of dead workers.
 //!
 //! Every slot is released exactly once: a context here is `Queued` or `Admitted`;
 //! its end (`finish`) releases an admitted slot, or cancels a queued ticket, or, when
@@ -27,6 +28,7 @@ use crate::config::{PoolConfig, TenantPolicy, Tenants};
 use crate::fair_queue::{
     reservations, Admit, Limits, PoolState, Reservation, Ticket, Updated, Waiter, SHARED_POOL,
 };
+use crate::fleet::FleetMode;
 use crate::headroom::Snapshot;
 use crate::host::{Level, PoolHost};
 use crate::metrics::{pool_capacity_gauge, pool_in_flight_gauge, queued_gauge, Decision};
@@ -76,8 +78,26 @@ pub enum Action {
         /// When another worker sent the wake-up (ns), for the wake-up latency.
         sent_at_ns: Option<u64>,
     },
-    /// `context` waited past the queue timeout: answer it 503.
-    TimedOut { context: u32, tenant: String },
+    /// `context` waited past the queue timeout (or, sheddable, found no slot the fleet
+    /// had spare in time: `shed`): answer it [`Action::timed_out_reply`].
+    TimedOut {
+        context: u32,
+        tenant: String,
+        shed: bool,
+    },
+}
+
+impl Action {
+    /// The answer to a request that waited in vain, and how it is counted.
+    pub fn timed_out_reply(shed: bool) -> (Decision, LocalReply) {
+        match Admission::Shed.refusal() {
+            Some(refusal) if shed => refusal,
+            _ => (
+                Decision::QueueTimeout,
+                response::overloaded("no GPU slot came free within the queue timeout"),
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,6 +147,8 @@ pub struct Pools {
 struct FleetSlots {
     /// How long the sidecar may be silent before its silence is an outage.
     stale_ms: u64,
+    /// How long a sheddable request waits for a slot the fleet has spare.
+    sheddable_wait_ms: u64,
     /// When this worker first looked (until a first answer, or `stale_ms` after it,
     /// the pools wait for their first lease).
     started_ms: Option<u64>,
@@ -142,7 +164,16 @@ struct FleetSlots {
     /// Per pool, this Envoy's part of the tenants' `min_concurrency` (while a lease
     /// lives; the configured values otherwise).
     reservations: HashMap<String, Vec<Reservation>>,
+    /// The pools whose last live lease said the fleet has spare slots (and, before the
+    /// first answer, every pool): there a sheddable request that finds no slot waits
+    /// for one.
+    spare: HashSet<String>,
 }
+
+/// How many of its polls a sheddable request waits, at most, for a slot the fleet has
+/// spare: its backlog is reported at the next poll, the Envoy that holds the spare
+/// slot gives it up at its own next poll, and this Envoy claims it at the one after.
+pub const SHEDDABLE_WAIT_POLLS: u64 = 5;
 
 /// A pool's share of the fleet's capacity while the fleet's slots cannot be leased:
 /// `capacity ÷ N`, at least one slot.
@@ -222,9 +253,17 @@ impl Pools {
     /// the other Envoys' leases lapse too meanwhile, and the larger ones' requests
     /// drain, before this one takes more than it held. Before a first lease (for
     /// `stale_ms` at most), none.
-    pub fn with_fleet(mut self, stale_ms: u64) -> Self {
+    ///
+    /// A sheddable request that finds no slot here while the fleet has slots spare (no
+    /// tenant of a band ≥ 0 wants them) waits up to `SHEDDABLE_WAIT_POLLS` polls for
+    /// the leases to bring one here; it is refused at once while the fleet has none.
+    pub fn with_fleet(mut self, mode: FleetMode) -> Self {
         self.fleet = Some(FleetSlots {
-            stale_ms,
+            stale_ms: mode.stale_ms,
+            sheddable_wait_ms: mode
+                .poll_ms
+                .saturating_mul(SHEDDABLE_WAIT_POLLS)
+                .min(self.config.queue_timeout_ms),
             started_ms: None,
             answered: false,
             replicas: 1,
@@ -232,6 +271,7 @@ impl Pools {
             weights: HashMap::new(),
             leased: HashMap::new(),
             reservations: HashMap::new(),
+            spare: HashSet::new(),
         });
         self
     }
@@ -263,8 +303,12 @@ impl Pools {
         if let Some(lease_ms) = self.lease_ms {
             limits.lease_ms = lease_ms;
         }
-        if let Some(slots) = self.fleet.as_ref().and_then(|f| f.capacity.get(pool)) {
-            limits.capacity = *slots;
+        if let Some(fleet) = &self.fleet {
+            if let Some(slots) = fleet.capacity.get(pool) {
+                limits.capacity = *slots;
+            }
+            let spare = fleet.spare.contains(pool);
+            limits.sheddable_wait_ms = Some(if spare { fleet.sheddable_wait_ms } else { 0 });
         }
         let mut op = op;
         let Updated {
@@ -359,6 +403,7 @@ impl Pools {
         fleet.capacity.clear();
         fleet.weights.clear();
         fleet.reservations.clear();
+        fleet.spare.clear();
         // Before the first answer (for `stale_ms` at most): wait for a first lease.
         let waiting = !fleet.answered && now_ms.saturating_sub(started) <= fleet.stale_ms;
         for (pool, total) in totals {
@@ -382,12 +427,18 @@ impl Pools {
                         });
                         fleet.reservations.insert(pool.clone(), parts.collect());
                     }
+                    if l.spare > 0 {
+                        fleet.spare.insert(pool.clone());
+                    }
                     l.slots
                 }
                 (None, Some(&(slots, until))) if now_ms < until.saturating_add(fleet.stale_ms) => {
                     slots.min(share)
                 }
-                (None, _) if waiting => 0,
+                (None, _) if waiting => {
+                    fleet.spare.insert(pool.clone());
+                    0
+                }
                 (None, _) => share,
             };
             fleet.capacity.insert(pool, slots);
@@ -649,12 +700,14 @@ impl Pools {
             for (tenant, n) in queued {
                 *queued_by_tenant.entry(tenant).or_default() += n;
             }
-            for w in tick.expired {
+            let expired = tick.expired.into_iter().map(|w| (w, false));
+            for (w, shed) in expired.chain(tick.shed.into_iter().map(|w| (w, true))) {
                 if let Some(ctx) = self.contexts.get_mut(&w.ticket.context) {
                     ctx.state = State::Expired;
                     actions.push(Action::TimedOut {
                         context: w.ticket.context,
                         tenant: w.tenant,
+                        shed,
                     });
                 }
             }
@@ -766,6 +819,14 @@ mod tests {
     }
 
     /// `testkit`'s tenants `acme` and `free`, sharing one pool.
+    fn fleet_mode(stale_ms: u64) -> FleetMode {
+        FleetMode {
+            outage: fairgate_wire::fleet::OutageMode::Safe,
+            poll_ms: 100,
+            stale_ms,
+        }
+    }
+
     fn config(capacity: u32, timeout_ms: u64) -> Config {
         let mut json = testkit::config_json();
         json["pool"] = serde_json::json!({
@@ -962,7 +1023,7 @@ mod tests {
     #[test]
     fn in_fleet_mode_a_pool_runs_under_its_lease_else_capacity_over_n() {
         let (host, config) = (host(), config(10, 5_000));
-        let mut w = pools(1, &config).with_fleet(1_000);
+        let mut w = pools(1, &config).with_fleet(fleet_mode(1_000));
         // Before a first answer: no slot, for `stale_ms` at most.
         w.set_live(None, 100);
         assert_eq!(capacity(&mut w, &host), 0);
@@ -996,9 +1057,72 @@ mod tests {
     }
 
     #[test]
+    fn in_fleet_mode_a_sheddable_request_waits_while_the_fleet_has_a_slot_spare() {
+        let mut json = testkit::config_json();
+        json["pool"] = serde_json::json!({"max_concurrency": 10, "queue_timeout_ms": 5_000});
+        json["tenants"]["free"]["priority"] = serde_json::json!(-1);
+        let (host, config) = (host(), testkit::config(&json));
+        let mut w = pools(1, &config).with_fleet(fleet_mode(1_000));
+        let lease = |slots: u32, spare: u32| {
+            let body = serde_json::json!({
+                "version": 1, "generated_at_ms": 0, "source": "sim", "clusters": {},
+                "fleet": {"state": "exact", "replicas": 2, "sidecar": "s", "tenants": {},
+                    "pools": {"shared": {"slots": slots, "expires_in_ms": 1_000,
+                        "spare": spare}}}
+            });
+            Snapshot::parse(body.to_string().as_bytes(), 0).unwrap()
+        };
+        let free = policy(&config, "free");
+        let mut actions = Vec::new();
+        let mut admit = |w: &mut Pools, context: u32, now_ms: u64| {
+            w.admit(
+                &host,
+                context,
+                "free",
+                &free,
+                SHARED_POOL,
+                1.0,
+                now_ms,
+                &mut actions,
+            )
+        };
+        // This Envoy's part of an idle fleet is 1 slot; 8 more are spare elsewhere.
+        w.set_live(Some(&lease(1, 8)), 10);
+        assert_eq!(admit(&mut w, 1, 20), Admission::Forward);
+        assert_eq!(admit(&mut w, 2, 20), Admission::Wait, "not refused");
+        assert_eq!(admit(&mut w, 3, 20), Admission::Wait);
+        // Its backlog brought it a second slot.
+        w.set_live(Some(&lease(2, 7)), 200);
+        let mut actions = Vec::new();
+        w.tick(&host, 210, &mut actions);
+        assert!(matches!(actions[..], [Action::Resume { context: 2, .. }]));
+        // The third found none within 5 polls (500 ms): shed, as the saturated fleet
+        // would have at once.
+        let mut actions = Vec::new();
+        w.tick(&host, 520, &mut actions);
+        assert_eq!(
+            actions,
+            [Action::TimedOut {
+                context: 3,
+                tenant: "free".into(),
+                shed: true
+            }]
+        );
+        w.set_live(Some(&lease(2, 0)), 600);
+        let mut actions = Vec::new();
+        let refused = w.admit(&host, 4, "free", &free, SHARED_POOL, 1.0, 610, &mut actions);
+        assert_eq!(refused, Admission::Shed, "no slot spare: refused at once");
+        assert_eq!(
+            Action::timed_out_reply(true).0,
+            Decision::Shed,
+            "counted as shed"
+        );
+    }
+
+    #[test]
     fn the_fleet_report_says_who_waits_and_what_the_pool_runs_under() {
         let (host, config) = (host(), config(10, 5_000));
-        let mut w = pools(1, &config).with_fleet(1_000);
+        let mut w = pools(1, &config).with_fleet(fleet_mode(1_000));
         w.set_live(Some(&fleet_snapshot(0, 2, 1_000, "exact")), 10);
         admit_acme(&mut w, &host, &config, 3, 20);
         let reports = w.fleet_reports(&host);
@@ -1020,7 +1144,7 @@ mod tests {
         json["pool"] = serde_json::json!({"max_concurrency": 10});
         json["tenants"]["acme"]["min_concurrency"] = serde_json::json!(3);
         let (host, config) = (host(), testkit::config(&json));
-        let mut w = pools(1, &config).with_fleet(1_000);
+        let mut w = pools(1, &config).with_fleet(fleet_mode(1_000));
         let body = serde_json::json!({
             "version": 1, "generated_at_ms": 0, "source": "sim", "clusters": {},
             "fleet": {"state": "exact", "replicas": 3, "sidecar": "s", "tenants": {},

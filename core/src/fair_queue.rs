@@ -29,7 +29,9 @@
 //! fleet, and a tenant whose requests also reach other Envoys counts here only the
 //! part of its weight its backlog here is of its backlog fleet-wide (`scale`, from
 //! the sidecar), so that the fleet's slots and each Envoy's order together follow
-//! the weights. [`PoolState::demand`] is what the Envoy reports for that.
+//! the weights. [`PoolState::demand`] is what the Envoy reports for that. A sheddable
+//! request that finds no slot here while the fleet has slots spare waits for the
+//! leases to bring one (`Limits::sheddable_wait_ms`), and is shed if none comes.
 //!
 //! Leases: every slot and waiter records the VM that holds it, and the VM's lease is
 //! the last time it was seen (its `tick`, admissions and releases). `reclaim` frees
@@ -121,6 +123,11 @@ pub struct Limits<'a> {
     pub lease_ms: u64,
     pub reserved: &'a [Reservation],
     pub scheduler: Scheduler,
+    /// Fleet mode: how long a sheddable request that finds no slot free for it waits
+    /// for one; 0 while the fleet is saturated. A sheddable waiter that has waited
+    /// that long, and still finds no slot, is shed. `None` (one Envoy): refused at
+    /// once, never queued for want of a slot.
+    pub sheddable_wait_ms: Option<u64>,
 }
 
 impl<'a> Limits<'a> {
@@ -135,6 +142,7 @@ impl<'a> Limits<'a> {
             lease_ms: DEFAULT_LEASE_MS,
             reserved,
             scheduler: pool.scheduler,
+            sheddable_wait_ms: None,
         }
     }
 }
@@ -188,6 +196,9 @@ pub struct Reclaimed {
 pub struct Tick {
     /// This VM's waiters that timed out, removed: answer each with 503.
     pub expired: Vec<Waiter>,
+    /// This VM's sheddable waiters the fleet had no slot for in time (fleet mode),
+    /// removed: answer each with 503, as shed.
+    pub shed: Vec<Waiter>,
     pub reclaimed: Reclaimed,
 }
 
@@ -458,7 +469,7 @@ impl PoolState {
             self.grant(i, ticket, now_ms);
             return Admit::Admitted;
         }
-        if t.share.priority < 0 && !fits {
+        if t.share.priority < 0 && !fits && limits.sheddable_wait_ms.unwrap_or(0) == 0 {
             return Admit::Shed;
         }
         if t.queue.len() >= limits.max_queue_per_tenant as usize || self.waiting() >= MAX_WAITERS {
@@ -582,8 +593,52 @@ impl PoolState {
             self.renew(vm, now_ms);
         }
         let expired = self.expire(vm, now_ms, limits.queue_timeout_ms);
+        let shed = self.shed_waiters(vm, limits, now_ms);
         let reclaimed = self.reclaim(limits, now_ms);
-        Tick { expired, reclaimed }
+        Tick {
+            expired,
+            shed,
+            reclaimed,
+        }
+    }
+
+    /// Fleet mode: removes and returns the sheddable waiters of `vm` that have waited
+    /// `limits.sheddable_wait_ms` and find no slot free for them (a waiter held back
+    /// by its own `max_concurrency` waits on).
+    pub fn shed_waiters(&mut self, vm: u32, limits: &Limits, now_ms: u64) -> Vec<Waiter> {
+        let Some(wait_ms) = limits.sheddable_wait_ms else {
+            return Vec::new();
+        };
+        let room = self.room(limits);
+        let blocked: Vec<usize> = self
+            .tenants
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.share.priority < 0 && !t.queue.is_empty() && !self.fits(t, &room, limits)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut shed = Vec::new();
+        for i in blocked {
+            let Some(t) = self.tenants.get_mut(i) else {
+                continue;
+            };
+            let name = &t.name;
+            t.queue.retain(|ticket| {
+                let gone =
+                    ticket.vm == vm && now_ms.saturating_sub(ticket.enqueued_at_ms) >= wait_ms;
+                if gone {
+                    shed.push(Waiter {
+                        tenant: name.clone(),
+                        ticket: *ticket,
+                    });
+                }
+                !gone
+            });
+        }
+        self.forget_idle();
+        shed
     }
 
     fn tenant(&self, name: &str) -> Option<&TenantState> {
@@ -1056,6 +1111,7 @@ mod tests {
             lease_ms: 10_000,
             reserved: &[],
             scheduler: Scheduler::Fair,
+            sheddable_wait_ms: None,
         }
     }
 
@@ -1326,6 +1382,48 @@ mod tests {
             Admit::Admitted,
             "not saturated any more"
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn in_fleet_mode_a_sheddable_request_waits_for_a_spare_slot_a_bounded_time() {
+        let mut sheddable = policy(1.0);
+        sheddable.priority = -1;
+        let mut capped = sheddable.clone();
+        capped.max_concurrency = Some(1);
+        let tenants = [("free", sheddable), ("batch", capped)];
+        let mut sim = Sim::new(limits(2), &tenants);
+        sim.limits.sheddable_wait_ms = Some(500);
+        assert_eq!(sim.submit("free"), Admit::Admitted);
+        assert_eq!(sim.submit("batch"), Admit::Admitted);
+        assert_eq!(
+            sim.submit("free"),
+            Admit::Queued,
+            "the fleet has a slot spare"
+        );
+        assert_eq!(sim.submit("free"), Admit::Queued);
+        // The next lease brings a slot: the oldest waiter takes it.
+        sim.limits.capacity = 3;
+        sim.now += 200;
+        let tick = sim.pool.tick(0, &sim.limits, sim.now);
+        assert_eq!(tick.reclaimed.woken.len(), 1);
+        assert!(tick.shed.is_empty() && tick.expired.is_empty());
+        // The other finds none in time: shed, not timed out.
+        sim.now += 300;
+        let tick = sim.pool.tick(0, &sim.limits, sim.now);
+        assert_eq!(tick.shed.len(), 1);
+        assert!(tick.expired.is_empty());
+        assert_eq!(sim.pool.queued("free"), 0);
+        // The fleet saturated: refused at once, and those waiting are shed at the tick.
+        assert_eq!(sim.submit("free"), Admit::Queued);
+        sim.limits.sheddable_wait_ms = Some(0);
+        assert_eq!(sim.submit("free"), Admit::Shed);
+        assert_eq!(sim.pool.tick(0, &sim.limits, sim.now).shed.len(), 1);
+        // A waiter held back by its own cap, with a slot free, waits on.
+        sim.limits.capacity = 4;
+        assert_eq!(sim.submit("batch"), Admit::Queued);
+        sim.now += 1_000;
+        assert!(sim.pool.tick(0, &sim.limits, sim.now).shed.is_empty());
+        assert_eq!(sim.pool.queued("batch"), 1);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

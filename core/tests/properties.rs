@@ -194,6 +194,10 @@ enum PoolOp {
     Capacity {
         capacity: u32,
     },
+    /// How long a sheddable request may wait for a slot (fleet mode).
+    SheddableWait {
+        wait_ms: Option<u64>,
+    },
 }
 
 const TENANTS: [&str; 4] = ["a", "b", "c", "s"];
@@ -205,6 +209,8 @@ fn pool_op() -> impl Strategy<Value = PoolOp> {
         1 => any::<usize>().prop_map(|pick| PoolOp::Abort { pick }),
         1 => (0u64..3_000, 0u32..3).prop_map(|(after_ms, vm)| PoolOp::Tick { after_ms, vm }),
         1 => (1u32..6).prop_map(|capacity| PoolOp::Capacity { capacity }),
+        1 => prop::option::of(prop_oneof![Just(0u64), 1u64..2_500])
+            .prop_map(|wait_ms| PoolOp::SheddableWait { wait_ms }),
     ]
 }
 
@@ -255,6 +261,7 @@ proptest! {
             lease_ms: u64::MAX,
             reserved: &reserved,
             scheduler: Scheduler::Fair,
+            sheddable_wait_ms: None,
         };
         let mut pool = PoolState::default();
         let mut model = Model { admitted: BTreeMap::new(), waiting: BTreeMap::new() };
@@ -304,19 +311,26 @@ proptest! {
                 PoolOp::Tick { after_ms, vm } => {
                     now += after_ms;
                     let tick = pool.tick(vm, &limits, now);
-                    for w in &tick.expired {
+                    for w in tick.expired.iter().chain(&tick.shed) {
                         let key = (w.ticket.vm, w.ticket.context);
                         prop_assert_eq!(key.0, vm, "another worker's waiter expired");
                         prop_assert!(model.waiting.remove(&key).is_some(), "{:?} expired twice", key);
                     }
+                    for w in &tick.shed {
+                        prop_assert_eq!(w.tenant.as_str(), "s", "a tenant not sheddable was shed");
+                    }
                     model.granted(&tick.reclaimed.woken)?;
                     prop_assert!(tick.reclaimed.vms.is_empty(), "a live worker was reclaimed");
+                }
+                PoolOp::SheddableWait { wait_ms } => {
+                    // Fleet mode's spare slots come and go.
+                    limits.sheddable_wait_ms = wait_ms;
                 }
                 PoolOp::Capacity { capacity } => {
                     limits.capacity = capacity;
                     // A larger capacity is filled on the next operation; a tick does it.
                     let tick = pool.tick(0, &limits, now);
-                    for w in &tick.expired {
+                    for w in tick.expired.iter().chain(&tick.shed) {
                         model.waiting.remove(&(w.ticket.vm, w.ticket.context));
                     }
                     model.granted(&tick.reclaimed.woken)?;

@@ -687,7 +687,7 @@ fn run(vm: u32, actions: Vec<Action>) {
             Action::Resume { context, .. } => {
                 wake::wake(vm, context);
             }
-            Action::TimedOut { context, .. } => wake::time_out(vm, context),
+            Action::TimedOut { context, shed, .. } => wake::time_out(vm, context, shed),
         }
     }
 }
@@ -826,7 +826,7 @@ impl FairgateFilter {
                     run(vm, actions);
                 }
             }
-            wake::TIMEOUT => {
+            wake::TIMEOUT | wake::SHED => {
                 let Some(waiting) = self.waiting.take() else {
                     return;
                 };
@@ -834,12 +834,9 @@ impl FairgateFilter {
                 if let Some(flow) = self.flow.as_mut() {
                     flow.answered_locally();
                 }
-                self.shared
-                    .count(envoy, Some(&waiting.label), Decision::QueueTimeout);
-                send(
-                    envoy,
-                    &response::overloaded("no GPU slot came free within the queue timeout"),
-                );
+                let (decision, reply) = Action::timed_out_reply(event == wake::SHED);
+                self.shared.count(envoy, Some(&waiting.label), decision);
+                send(envoy, &reply);
             }
             sent_ns => {
                 if self.waiting.is_some() && self.woken(envoy, sent_ns) {
@@ -1330,7 +1327,7 @@ fn test_panic<EHF: EnvoyHttpFilter>(envoy: &EHF) {
 /// `pools` in fleet mode where `config` has it.
 fn with_fleet(pools: Pools, config: &Config) -> Pools {
     match config.fleet_mode() {
-        Some(mode) => pools.with_fleet(mode.stale_ms),
+        Some(mode) => pools.with_fleet(mode),
         None => pools,
     }
 }

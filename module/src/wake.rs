@@ -26,11 +26,13 @@ use envoy_proxy_dynamic_modules_rust_sdk::{
 /// How often waiters' workers and the configurations are ticked.
 pub const TICK_MS: u64 = 100;
 
-/// Event ids of a stream: its worker's tick; its queue timeout; from `WAKE` up, a
+/// Event ids of a stream: its worker's tick; its queue timeout; its shedding (a
+/// sheddable request the fleet had no slot for in time); from `WAKE` up, a
 /// wake-up, the id being when it was sent (ns since the epoch).
 pub const TICK: u64 = 0;
 pub const TIMEOUT: u64 = 1;
-pub const WAKE: u64 = 2;
+pub const SHED: u64 = 2;
+pub const WAKE: u64 = 3;
 
 enum Entry {
     Waiting(Box<dyn EnvoyHttpFilterScheduler>),
@@ -93,11 +95,12 @@ pub fn wake(vm: u32, context: u32) -> bool {
     true
 }
 
-/// Tells the waiting stream `context` of worker `vm` that it timed out.
-pub fn time_out(vm: u32, context: u32) {
+/// Tells the waiting stream `context` of worker `vm` that it timed out (`shed`: as a
+/// sheddable request the fleet had no slot for).
+pub fn time_out(vm: u32, context: u32, shed: bool) {
     with_registry(|r| {
         if let Some(Entry::Waiting(s)) = r.waiters.get(&(vm, context)) {
-            s.commit(TIMEOUT);
+            s.commit(if shed { SHED } else { TIMEOUT });
         }
     });
 }

@@ -216,6 +216,12 @@ pub struct SlotLease {
     /// slots its pool keeps for the tenant. The parts sum to the configured value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reserved: BTreeMap<String, u32>,
+    /// Slots of the pool, fleet-wide, that no tenant of a band ≥ 0 wants (neither its
+    /// backlog nor a reservation): while there are some, the pool is not saturated,
+    /// and a sheddable request that finds no slot at this Envoy waits for the next
+    /// leases to bring one here instead of being refused.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub spare: u32,
 }
 
 /// One tenant, as one Envoy sees it.

@@ -16,7 +16,7 @@ use super::{log_at, HostStore};
 use fairgate_core::admission::{self, Action, Admission, Gauge};
 use fairgate_core::config::{PoolConfig, TenantPolicy, Tenants};
 use fairgate_core::fair_queue::{FairQueue, PoolState, Updated};
-use fairgate_core::fleet::PoolReport;
+use fairgate_core::fleet::{FleetMode, PoolReport};
 use fairgate_core::headroom::Snapshot;
 use fairgate_core::host::{Level, PoolHost};
 use fairgate_core::store::{cas_update, StoreError, Update};
@@ -66,7 +66,7 @@ impl Pools {
         config: PoolConfig,
         tenants: &Tenants,
         shared: &[String],
-        fleet_stale_ms: Option<u64>,
+        fleet_mode: Option<FleetMode>,
     ) -> Result<(Pools, u32), String> {
         let queue_id = hostcalls::register_shared_queue(&wake_queue(prefix, vm))
             .map_err(|s| format!("registering the wake-up queue: {s:?}"))?;
@@ -81,8 +81,8 @@ impl Pools {
             vm_id,
         };
         let mut pools = admission::Pools::new(vm, config, tenants, shared);
-        if let Some(stale_ms) = fleet_stale_ms {
-            pools = pools.with_fleet(stale_ms);
+        if let Some(mode) = fleet_mode {
+            pools = pools.with_fleet(mode);
         }
         Ok((Pools { pools, host }, queue_id))
     }

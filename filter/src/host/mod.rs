@@ -408,12 +408,15 @@ impl Shared {
                     }
                     let _ = hostcalls::resume_http_request();
                 }
-                PoolAction::TimedOut { context, tenant } => {
+                PoolAction::TimedOut {
+                    context,
+                    tenant,
+                    shed,
+                } => {
                     if hostcalls::set_effective_context(context).is_ok() {
-                        self.count(Some(&tenant), Decision::QueueTimeout);
-                        send(&response::overloaded(
-                            "no GPU slot came free within the queue timeout",
-                        ));
+                        let (decision, reply) = PoolAction::timed_out_reply(shed);
+                        self.count(Some(&tenant), decision);
+                        send(&reply);
                     }
                 }
             }
@@ -538,7 +541,7 @@ impl RootContext for FairgateRoot {
             );
         }
         let jwks_config = config.identity.jwt.as_ref().and_then(|j| j.jwks.clone());
-        let fleet_stale_ms = config.fleet_mode().map(|m| m.stale_ms);
+        let fleet_mode = config.fleet_mode();
         let fleet = match config
             .fleet_mode()
             .map(|m| fleet_poller(&prefix, m, now_ms))
@@ -563,16 +566,8 @@ impl RootContext for FairgateRoot {
         };
         let sidecar = sidecar_config.map(|c| RefCell::new(Sidecar::new(&prefix, c, vm, fleet)));
         let jwks = jwks_config.map(|c| RefCell::new(JwksFetch::new(&prefix, c, vm)));
-        let joined = pool_config.map(|p| {
-            Pools::join(
-                &prefix,
-                vm,
-                p,
-                gate.tenants(),
-                &routing.shared,
-                fleet_stale_ms,
-            )
-        });
+        let joined = pool_config
+            .map(|p| Pools::join(&prefix, vm, p, gate.tenants(), &routing.shared, fleet_mode));
         let pools = match joined {
             None => None,
             Some(Ok((pools, queue_id))) => {

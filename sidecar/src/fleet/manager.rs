@@ -145,6 +145,7 @@ struct SlotBook {
     slots: u32,
     scales: BTreeMap<String, f64>,
     reserved: BTreeMap<String, u32>,
+    spare: u32,
     expires_ms: u64,
 }
 
@@ -155,14 +156,21 @@ impl SlotBook {
             expires_in_ms: self.expires_ms.saturating_sub(now_ms),
             weights: self.scales.clone(),
             reserved: self.reserved.clone(),
+            spare: self.spare,
         }
     }
 }
 
 type SharedBook = Arc<tokio::sync::Mutex<EnvoyBook>>;
 
-/// An Envoy's part of a pool: its grant, its tenants' weight scales and reservations.
-type SlotShare = (u32, BTreeMap<String, f64>, BTreeMap<String, u32>);
+/// An Envoy's part of a pool: its grant, its tenants' weight scales and reservations,
+/// and the slots spare fleet-wide.
+struct SlotShare {
+    slots: u32,
+    scales: BTreeMap<String, f64>,
+    reserved: BTreeMap<String, u32>,
+    spare: u32,
+}
 
 pub struct FleetManager<S> {
     store: S,
@@ -290,14 +298,16 @@ impl<S: FleetStore> FleetManager<S> {
         let mut pools = BTreeMap::new();
         let mut claims = claims.into_iter();
         for pool in poll.pools.keys() {
-            if let Some(Ok((slots, scales, reserved))) = claims.next() {
+            if let Some(Ok(share)) = claims.next() {
                 let entry = book.slots.entry(pool.clone()).or_default();
-                let changed = entry.slots != slots;
-                self.metrics.slots(pool, &poll.envoy, Some(slots), changed);
+                let changed = entry.slots != share.slots;
+                self.metrics
+                    .slots(pool, &poll.envoy, Some(share.slots), changed);
                 *entry = SlotBook {
-                    slots,
-                    scales,
-                    reserved,
+                    slots: share.slots,
+                    scales: share.scales,
+                    reserved: share.reserved,
+                    spare: share.spare,
                     expires_ms: until,
                 };
             }
@@ -375,12 +385,13 @@ impl<S: FleetStore> FleetManager<S> {
             .collect();
         let mut allocation = slots::allocate(capacity, &reports);
         let unclaimed = replicas.saturating_sub(u32::try_from(holders.len()).unwrap_or(u32::MAX));
+        let presumed = unclaimed.saturating_mul(capacity.div_ceil(replicas.max(1)));
         let claim = SlotClaim {
             report: report.clone(),
             capacity,
             target: allocation.targets.get(envoy).copied().unwrap_or(0),
             floor,
-            presumed: unclaimed.saturating_mul(capacity.div_ceil(replicas.max(1))),
+            presumed,
             ttl: Duration::from_millis((LEASE_POLLS + 1) * poll_ms),
         };
         let granted = self
@@ -391,9 +402,13 @@ impl<S: FleetStore> FleetManager<S> {
             .map(|h| u64::from(h.report.in_flight))
             .sum();
         self.metrics.pool_in_flight(pool, in_flight);
-        let scales = allocation.scales.remove(envoy).unwrap_or_default();
-        let reserved = allocation.reserved.remove(envoy).unwrap_or_default();
-        Ok((granted, scales, reserved))
+        Ok(SlotShare {
+            slots: granted,
+            scales: allocation.scales.remove(envoy).unwrap_or_default(),
+            reserved: allocation.reserved.remove(envoy).unwrap_or_default(),
+            // Envoys that have not claimed yet may want what they are presumed to hold.
+            spare: allocation.spare.saturating_sub(presumed),
+        })
     }
 
     /// The background step, every heartbeat period: heartbeat the live Envoys (and so

@@ -20,6 +20,10 @@
 //! - **Work conservation.** What no backlog wants is split evenly among the Envoys, so
 //!   a request arriving anywhere finds a slot at once while the pool is not saturated;
 //!   an Envoy whose tenants went idle keeps only that even part.
+//! - **Spare slots.** What no tenant of a band ≥ 0 wants is told to every Envoy
+//!   (`spare`): while there is some, the pool is not saturated, and a sheddable
+//!   request that finds its Envoy's part full waits for the next leases (its backlog
+//!   there wants the spare slots) instead of being refused.
 //! - Targets are whole slots summing to the capacity (largest remainders, ties by
 //!   name).
 //!
@@ -44,6 +48,9 @@ pub struct Allocation {
     pub scales: BTreeMap<String, BTreeMap<String, f64>>,
     /// Per Envoy, its part of each tenant's `min_concurrency`.
     pub reserved: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Whole slots no tenant of a band ≥ 0 wants, by backlog or reservation: what
+    /// sheddable requests may still have (the pool is saturated at 0).
+    pub spare: u32,
 }
 
 /// Shares `capacity` slots among `reports` (per Envoy, its report of the pool).
@@ -111,12 +118,17 @@ pub fn allocate(capacity: u32, reports: &BTreeMap<String, PoolReport>) -> Alloca
             left -= given;
         }
     }
-    for band in bands.values() {
-        left -= water_fill(left, band, &mut shares);
+    let mut spare = None;
+    for (band, demand) in &bands {
+        if band.0 < 0 && spare.is_none() {
+            spare = Some(left);
+        }
+        left -= water_fill(left, demand, &mut shares);
         if left <= 0.0 {
             break;
         }
     }
+    let spare = spare.unwrap_or(left).clamp(0.0, f64::from(capacity));
     if left > 0.0 && !shares.is_empty() {
         let even = left / shares.len() as f64;
         for share in shares.values_mut() {
@@ -127,6 +139,8 @@ pub fn allocate(capacity: u32, reports: &BTreeMap<String, PoolReport>) -> Alloca
         targets: whole_slots(capacity, &shares),
         scales,
         reserved,
+        // Whole slots; the 1e-9 absorbs the water fill's rounding.
+        spare: (spare + 1e-9).floor() as u32,
     }
 }
 
@@ -355,6 +369,33 @@ mod tests {
             allocate(14, &busy).targets,
             BTreeMap::from([("e0".into(), 8), ("e1".into(), 6)])
         );
+    }
+
+    #[test]
+    fn spare_slots_are_those_no_tenant_of_a_band_of_zero_or_more_wants() {
+        let idle = reports(&[("e0", report(&[])), ("e1", report(&[]))]);
+        assert_eq!(allocate(14, &idle).spare, 14);
+        // A sheddable burst at one Envoy: it wants slots, but they are still spare
+        // (so its waiters wait for them); its backlog draws them to its Envoy.
+        let burst = reports(&[
+            ("e0", report(&[("batch", tenant(1.0, -1, 6))])),
+            ("e1", report(&[])),
+        ]);
+        let allocation = allocate(14, &burst);
+        assert_eq!(allocation.spare, 14);
+        assert_eq!(allocation.targets["e0"], 10, "6 + half of the 8 left");
+        let busy = reports(&[
+            ("e0", report(&[("batch", tenant(1.0, -1, 6))])),
+            ("e1", report(&[("gold", tenant(1.0, 0, 11))])),
+        ]);
+        assert_eq!(allocate(14, &busy).spare, 3);
+        let saturated = reports(&[
+            ("e0", report(&[("batch", tenant(1.0, -1, 6))])),
+            ("e1", report(&[("gold", tenant(1.0, 0, 30))])),
+        ]);
+        let allocation = allocate(14, &saturated);
+        assert_eq!(allocation.spare, 0);
+        assert_eq!(allocation.targets["e1"], 14);
     }
 
     #[test]

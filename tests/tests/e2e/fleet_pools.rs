@@ -316,6 +316,54 @@ async fn a_sheddable_tenant_is_refused_fleet_wide_while_the_pool_is_saturated() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sheddable_flood_at_one_envoy_gets_the_whole_idle_pool_and_nothing_is_refused() {
+    let tenants = json!({"batch": {"weight": 1, "priority": -1}});
+    let fleet = Fleet::start(true, tenants).await;
+    // Idle, each Envoy holds half the pool.
+    let client = client();
+    let url = fleet.envoys[0].url("/");
+    let first = get(&client, &url, &[("x-tenant-id", "batch")]).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fleet.capacity(0) != f64::from(CAPACITY / 2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fleet.capacity(0), f64::from(CAPACITY / 2));
+    // 14 clients at Envoy 0, each sending its next request once the last is answered.
+    let started = Instant::now();
+    let end = started + Duration::from_secs(3);
+    let done: Done = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let tasks = flood(
+        url,
+        "batch",
+        CAPACITY as usize,
+        end,
+        done.clone(),
+        failed.clone(),
+    );
+    let mut whole_pool = None;
+    while Instant::now() < end {
+        if whole_pool.is_none() && fleet.capacity(0) == f64::from(CAPACITY) {
+            whole_pool = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
+    let served = done.lock().map(|d| d.len()).unwrap_or(0);
+    eprintln!(
+        "sheddable flood at one Envoy: {served} served, {} refused; Envoy 0 held the whole pool after {whole_pool:?}",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(5)]);
+    assert!(whole_pool.is_some(), "Envoy 0 never held the whole pool");
+    assert_eq!(fleet.upstream.total().max_in_flight, u64::from(CAPACITY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_down_each_envoy_runs_under_half_the_pool_and_leases_again_after() {
     let mut fleet = Fleet::start(true, tenants_abc()).await;
     let start = Instant::now();
