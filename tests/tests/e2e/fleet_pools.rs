@@ -364,6 +364,53 @@ async fn a_sheddable_flood_at_one_envoy_gets_the_whole_idle_pool_and_nothing_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_min_concurrency_holds_for_the_fleet_under_a_flood_through_every_envoy() {
+    // gold's weight alone would give it 14 × 0.1 / 1.1 ≈ 1.3 slots; it reserves 4.
+    let tenants = json!({"a": {"weight": 1},
+        "gold": {"weight": 0.1, "min_concurrency": 4}});
+    let fleet = Fleet::start(true, tenants).await;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(6);
+    let done: Done = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (e0, e1) = (fleet.envoys[0].url("/"), fleet.envoys[1].url("/"));
+    let mut tasks = Vec::new();
+    tasks.extend(flood(e0, "a", 12, end, done.clone(), failed.clone()));
+    tasks.extend(flood(
+        e1.clone(),
+        "a",
+        12,
+        end,
+        done.clone(),
+        failed.clone(),
+    ));
+    tasks.extend(flood(e1, "gold", 6, end, done.clone(), failed.clone()));
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let (from, to) = (
+        start + Duration::from_secs(2),
+        end - Duration::from_millis(500),
+    );
+    let counts = completed(&done, &["a", "gold"], from, to);
+    let secs = (to - from).as_secs_f64();
+    let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
+    let gold_rate = counts[1] as f64 / secs;
+    let reserved_rate = 4.0 / SERVICE.as_secs_f64();
+    let peak = fleet.upstream.total().max_in_flight;
+    eprintln!(
+        "min_concurrency: completed a/gold {counts:?} in {secs:.1} s: gold {gold_rate:.1}/s \
+         (4 slots serve {reserved_rate:.0}/s), peak in flight {peak} of {CAPACITY}"
+    );
+    assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
+    assert!(
+        gold_rate >= 0.85 * reserved_rate,
+        "gold served {gold_rate:.1}/s, its 4 slots serve {reserved_rate:.0}/s"
+    );
+    assert!(peak <= u64::from(CAPACITY), "{peak} in flight at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_down_each_envoy_runs_under_half_the_pool_and_leases_again_after() {
     let mut fleet = Fleet::start(true, tenants_abc()).await;
     let start = Instant::now();
