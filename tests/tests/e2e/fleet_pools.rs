@@ -364,9 +364,13 @@ async fn a_sheddable_flood_at_one_envoy_gets_the_whole_idle_pool_and_nothing_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_min_concurrency_holds_for_the_fleet_under_a_flood_through_every_envoy() {
-    // gold's weight alone would give it 14 × 0.1 / 1.1 ≈ 1.3 slots; it reserves 4.
+async fn a_higher_band_and_a_min_concurrency_hold_for_the_fleet_under_a_flood_through_every_envoy()
+{
+    // By weight alone, vip and gold would have 14 × 0.1 / 1.2 ≈ 1.2 slots each. vip,
+    // a band above, at Envoy 0 only, takes the next slot free whenever it waits (each
+    // of its clients waits only for one to free); gold, at Envoy 1 only, reserves 4.
     let tenants = json!({"a": {"weight": 1},
+        "vip": {"weight": 0.1, "priority": 1},
         "gold": {"weight": 0.1, "min_concurrency": 4}});
     let fleet = Fleet::start(true, tenants).await;
     let start = Instant::now();
@@ -375,7 +379,14 @@ async fn a_min_concurrency_holds_for_the_fleet_under_a_flood_through_every_envoy
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let (e0, e1) = (fleet.envoys[0].url("/"), fleet.envoys[1].url("/"));
     let mut tasks = Vec::new();
-    tasks.extend(flood(e0, "a", 12, end, done.clone(), failed.clone()));
+    tasks.extend(flood(
+        e0.clone(),
+        "a",
+        12,
+        end,
+        done.clone(),
+        failed.clone(),
+    ));
     tasks.extend(flood(
         e1.clone(),
         "a",
@@ -384,6 +395,7 @@ async fn a_min_concurrency_holds_for_the_fleet_under_a_flood_through_every_envoy
         done.clone(),
         failed.clone(),
     ));
+    tasks.extend(flood(e0, "vip", 5, end, done.clone(), failed.clone()));
     tasks.extend(flood(e1, "gold", 6, end, done.clone(), failed.clone()));
     for t in tasks {
         t.await.expect("client");
@@ -392,21 +404,29 @@ async fn a_min_concurrency_holds_for_the_fleet_under_a_flood_through_every_envoy
         start + Duration::from_secs(2),
         end - Duration::from_millis(500),
     );
-    let counts = completed(&done, &["a", "gold"], from, to);
+    let counts = completed(&done, &["a", "vip", "gold"], from, to);
     let secs = (to - from).as_secs_f64();
     let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
-    let gold_rate = counts[1] as f64 / secs;
-    let reserved_rate = 4.0 / SERVICE.as_secs_f64();
+    let rate = |n: u64| n as f64 / secs;
+    let per_slot = 1.0 / SERVICE.as_secs_f64();
     let peak = fleet.upstream.total().max_in_flight;
     eprintln!(
-        "min_concurrency: completed a/gold {counts:?} in {secs:.1} s: gold {gold_rate:.1}/s \
-         (4 slots serve {reserved_rate:.0}/s), peak in flight {peak} of {CAPACITY}"
+        "bands and reservations: completed a/vip/gold {counts:?} in {secs:.1} s: vip {:.1}/s \
+         (its 5 clients at most {:.0}/s), gold {:.1}/s (4 slots serve {:.0}/s), peak in flight \
+         {peak} of {CAPACITY}",
+        rate(counts[1]),
+        5.0 * per_slot,
+        rate(counts[2]),
+        4.0 * per_slot
     );
     assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
+    assert!(rate(counts[1]) >= 0.5 * 5.0 * per_slot, "vip {counts:?}");
+    let per_client = |n: u64, clients: u64| n as f64 / clients as f64;
     assert!(
-        gold_rate >= 0.85 * reserved_rate,
-        "gold served {gold_rate:.1}/s, its 4 slots serve {reserved_rate:.0}/s"
+        per_client(counts[1], 5) >= 2.0 * per_client(counts[0], 24),
+        "vip's clients served no faster than a's: {counts:?}"
     );
+    assert!(rate(counts[2]) >= 0.85 * 4.0 * per_slot, "gold {counts:?}");
     assert!(peak <= u64::from(CAPACITY), "{peak} in flight at once");
 }
 
