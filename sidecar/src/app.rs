@@ -119,6 +119,7 @@ pub async fn run(options: Options) -> Result<(), Fatal> {
                 sidecar: fleet.replica.clone(),
                 timeout: fleet.timeout,
                 envoy_ttl: config.stale,
+                silent_claim: fleet.silent_claim,
             };
             let manager = Arc::new(FleetManager::new(
                 store,

@@ -190,6 +190,7 @@ async fn fleet_polls(poll: &FleetPoll) -> Result<Answered, String> {
             sidecar: "fuzz".to_string(),
             timeout: Duration::from_secs(1),
             envoy_ttl: Duration::from_secs(10),
+            silent_claim: Duration::from_secs(30),
         },
         Arc::new(metrics),
     );

@@ -11,6 +11,7 @@ use fairgate_wire::ConfigError;
 
 const DEFAULT_KEY_PREFIX: &str = "fairgate";
 const DEFAULT_TIMEOUT_MS: u64 = 250;
+const DEFAULT_SILENT_CLAIM_MS: u64 = 30_000;
 
 /// As written by the operator.
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +29,8 @@ pub struct RawFleet {
     timeout_ms: Option<u64>,
     #[serde(default)]
     tls_ca_file: Option<String>,
+    #[serde(default)]
+    silent_claim_ms: Option<u64>,
 }
 
 /// The validated section.
@@ -47,6 +50,11 @@ pub struct FleetConfig {
     /// `rediss://`: the CA certificates (PEM) that sign Redis's certificate, in place
     /// of the system's roots (a platform's private CA).
     pub tls_ca_file: Option<String>,
+    /// How long a pool claim that lapsed (its Envoy stopped polling) still counts as
+    /// held at the Envoy's outage share: an Envoy cut off from its sidecar runs under
+    /// that share, and the others must leave it room. An Envoy gone for good costs the
+    /// fleet that share for as long.
+    pub silent_claim: Duration,
 }
 
 impl FleetConfig {
@@ -111,6 +119,7 @@ pub fn validate(raw: RawFleet, redis_url: Option<String>) -> Result<FleetConfig,
         key_prefix,
         timeout: Duration::from_millis(timeout_ms),
         tls_ca_file: raw.tls_ca_file,
+        silent_claim: Duration::from_millis(raw.silent_claim_ms.unwrap_or(DEFAULT_SILENT_CLAIM_MS)),
     })
 }
 
@@ -138,6 +147,7 @@ mod tests {
         let config = validate(raw("redis_url = \"redis://127.0.0.1:6379/0\""), None).unwrap();
         assert_eq!(config.key_prefix, "fairgate");
         assert_eq!(config.timeout, Duration::from_millis(250));
+        assert_eq!(config.silent_claim, Duration::from_secs(30));
         assert!(config
             .replica
             .ends_with(&format!("-{}", std::process::id())));

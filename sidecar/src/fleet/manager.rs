@@ -51,6 +51,8 @@ pub struct FleetSettings {
     pub timeout: Duration,
     /// An Envoy not heard from for this long is gone (its heartbeat lapses too).
     pub envoy_ttl: Duration,
+    /// How long a lapsed pool claim still counts as held (`[fleet] silent_claim_ms`).
+    pub silent_claim: Duration,
 }
 
 /// What goes back to a bucket outside any poll: an abandoned lease's holdings.
@@ -162,6 +164,12 @@ impl SlotBook {
 }
 
 type SharedBook = Arc<tokio::sync::Mutex<EnvoyBook>>;
+
+/// The slots an Envoy runs under while it cannot lease any (as the filter computes
+/// them): `capacity ÷ N`, at least one.
+fn outage_share(capacity: u32, replicas: u32) -> u32 {
+    (capacity / replicas.max(1)).max(1).min(capacity)
+}
 
 /// An Envoy's part of a pool: its grant, its tenants' weight scales and reservations,
 /// and the slots spare fleet-wide.
@@ -366,25 +374,38 @@ impl<S: FleetStore> FleetManager<S> {
         replicas: u32,
         poll_ms: u64,
     ) -> Result<SlotShare, StoreError> {
-        let mut holders = self.call(self.store.pool_holders(pool)).await?;
+        let silent = self.settings.silent_claim;
+        let mut holders = self.call(self.store.pool_holders(pool, silent)).await?;
         let floor = report.limit.max(report.in_flight);
         let mine = SlotHolder {
             report: report.clone(),
             held: floor,
+            silent: false,
         };
         holders.insert(envoy.to_string(), mine);
         // Envoys may see different live capacities: the least of them binds.
         let capacity = holders
             .values()
+            .filter(|h| !h.silent)
             .map(|h| h.report.capacity)
             .min()
             .unwrap_or(report.capacity);
+        // A silent Envoy (its claim lapsed: its sidecar may be gone while it serves)
+        // runs under capacity ÷ the N it last saw, which counted it and every claim.
+        let claims = u32::try_from(holders.len()).unwrap_or(u32::MAX);
+        let share = outage_share(capacity, replicas.max(claims));
+        let silent_held: u32 = holders
+            .values()
+            .filter(|h| h.silent)
+            .map(|h| h.held.max(share))
+            .fold(0, u32::saturating_add);
         let reports: BTreeMap<String, PoolReport> = holders
             .iter()
+            .filter(|(_, h)| !h.silent)
             .map(|(e, h)| (e.clone(), h.report.clone()))
             .collect();
-        let mut allocation = slots::allocate(capacity, &reports);
-        let unclaimed = replicas.saturating_sub(u32::try_from(holders.len()).unwrap_or(u32::MAX));
+        let mut allocation = slots::allocate(capacity.saturating_sub(silent_held), &reports);
+        let unclaimed = replicas.saturating_sub(claims);
         let presumed = unclaimed.saturating_mul(capacity.div_ceil(replicas.max(1)));
         let claim = SlotClaim {
             report: report.clone(),
@@ -393,12 +414,15 @@ impl<S: FleetStore> FleetManager<S> {
             floor,
             presumed,
             ttl: Duration::from_millis((LEASE_POLLS + 1) * poll_ms),
+            silent,
+            share,
         };
         let granted = self
             .call(self.store.claim_slots(pool, envoy, &claim))
             .await?;
         let in_flight = holders
             .values()
+            .filter(|h| !h.silent)
             .map(|h| u64::from(h.report.in_flight))
             .sum();
         self.metrics.pool_in_flight(pool, in_flight);

@@ -134,19 +134,25 @@ impl FleetStore for MemoryStore {
             .clone())
     }
 
-    async fn pool_holders(&self, pool: &str) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
+    async fn pool_holders(
+        &self,
+        pool: &str,
+        silent: Duration,
+    ) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
         let now = self.clock.now_ms();
+        let silent_ms = silent.as_millis() as u64;
         let mut inner = self.check().await?;
         let Some(claims) = inner.slots.get_mut(pool) else {
             return Ok(BTreeMap::new());
         };
-        claims.retain(|_, (until, _, _)| *until > now);
+        claims.retain(|_, (until, _, _)| until.saturating_add(silent_ms) > now);
         Ok(claims
             .iter()
-            .map(|(envoy, (_, held, report))| {
+            .map(|(envoy, (until, held, report))| {
                 let holder = SlotHolder {
                     report: report.clone(),
                     held: *held,
+                    silent: *until <= now,
                 };
                 (envoy.clone(), holder)
             })
@@ -161,12 +167,20 @@ impl FleetStore for MemoryStore {
     ) -> Result<u32, StoreError> {
         let now = self.clock.now_ms();
         let mut inner = self.check().await?;
+        let silent_ms = claim.silent.as_millis() as u64;
         let claims = inner.slots.entry(pool.to_string()).or_default();
-        claims.retain(|_, (until, _, _)| *until > now);
+        claims.retain(|_, (until, _, _)| until.saturating_add(silent_ms) > now);
         let others: u32 = claims
             .iter()
             .filter(|(e, _)| e.as_str() != envoy)
-            .fold(0, |sum, (_, (_, held, _))| sum.saturating_add(*held));
+            .map(|(_, (until, held, _))| {
+                if *until <= now {
+                    (*held).max(claim.share)
+                } else {
+                    *held
+                }
+            })
+            .fold(0, u32::saturating_add);
         let granted = slots::grant(claim, others);
         let until = now + claim.ttl.as_millis() as u64;
         let held = granted.max(claim.floor);

@@ -254,13 +254,19 @@ impl FleetStore for RedisStore {
         Ok(old.unwrap_or_else(|| candidate.to_string()))
     }
 
-    async fn pool_holders(&self, pool: &str) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
+    async fn pool_holders(
+        &self,
+        pool: &str,
+        silent: Duration,
+    ) -> Result<BTreeMap<String, SlotHolder>, StoreError> {
         let mut invocation = self.slots_read.prepare_invoke();
-        invocation.key(self.slots_key(pool));
+        invocation
+            .key(self.slots_key(pool))
+            .arg(silent.as_millis() as u64);
         let flat: Vec<String> = self.invoke(&invocation).await?;
         let mut holders = BTreeMap::new();
-        for entry in flat.chunks(3) {
-            let [envoy, held, report] = entry else {
+        for entry in flat.chunks(4) {
+            let [envoy, held, silent, report] = entry else {
                 return Err(StoreError::Garbage(format!(
                     "{} values for the claims on {pool}",
                     flat.len()
@@ -271,7 +277,12 @@ impl FleetStore for RedisStore {
                 .map_err(|_| StoreError::Garbage(format!("held slots {held:?}")))?;
             let report = serde_json::from_str(report)
                 .map_err(|e| StoreError::Garbage(format!("the report of {envoy:?}: {e}")))?;
-            holders.insert(envoy.clone(), SlotHolder { report, held });
+            let holder = SlotHolder {
+                report,
+                held,
+                silent: silent == "1",
+            };
+            holders.insert(envoy.clone(), holder);
         }
         Ok(holders)
     }
@@ -293,7 +304,9 @@ impl FleetStore for RedisStore {
             .arg(claim.floor)
             .arg(claim.presumed)
             .arg(claim.ttl.as_millis().max(1) as u64)
-            .arg(report);
+            .arg(report)
+            .arg(claim.silent.as_millis() as u64)
+            .arg(claim.share);
         let granted: u32 = self.invoke(&invocation).await?;
         if granted > claim.target {
             return Err(StoreError::Garbage(format!(

@@ -453,7 +453,8 @@ async fn rediss_with_a_private_ca_connects_and_an_unknown_ca_is_refused() {
 }
 
 #[tokio::test]
-async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_ones_free_theirs() {
+async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_ones_free_theirs_after_a_silence(
+) {
     use fairgate_wire::fleet::PoolReport;
 
     use super::store::SlotClaim;
@@ -470,6 +471,8 @@ async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_on
         floor,
         presumed: 0,
         ttl: Duration::from_millis(ttl_ms),
+        silent: Duration::ZERO,
+        share: 0,
     };
     // Eight Envoys claim 4 slots each at once: 10 in all are granted.
     let claims = (0..8).map(|i| {
@@ -487,7 +490,7 @@ async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_on
         .map(Result::unwrap)
         .collect();
     assert_eq!(grants.iter().sum::<u32>(), 10, "{grants:?}");
-    let holders = store.pool_holders("shared").await.unwrap();
+    let holders = store.pool_holders("shared", Duration::ZERO).await.unwrap();
     assert_eq!(holders.len(), 8);
     assert_eq!(holders.values().map(|h| h.held).sum::<u32>(), 10);
     assert_eq!(holders["envoy-0"].report.capacity, 10);
@@ -512,11 +515,46 @@ async fn concurrent_slot_claims_never_grant_more_than_the_capacity_and_lapsed_on
     assert_eq!(freed, 8);
     assert_eq!(
         store
-            .pool_holders("other")
+            .pool_holders("other", Duration::ZERO)
             .await
             .unwrap()
             .keys()
             .collect::<Vec<_>>(),
         vec!["b"]
     );
+
+    // A lapsed claim stays silent for the silent period: held at the larger of its
+    // slots and the outage share, then forgotten.
+    let silent = |claim: SlotClaim| SlotClaim {
+        silent: Duration::from_millis(600),
+        share: 3,
+        ..claim
+    };
+    let quiet = store
+        .claim_slots("third", "c", &silent(claim(2, 0, 200)))
+        .await
+        .unwrap();
+    assert_eq!(quiet, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let holders = store
+        .pool_holders("third", Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert!(holders["c"].silent && holders["c"].held == 2, "{holders:?}");
+    let beside = store
+        .claim_slots("third", "d", &silent(claim(10, 0, 60_000)))
+        .await
+        .unwrap();
+    assert_eq!(beside, 7, "3 for the silent claim");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let all = store
+        .claim_slots("third", "d", &silent(claim(10, 0, 60_000)))
+        .await
+        .unwrap();
+    assert_eq!(all, 10);
+    let holders = store
+        .pool_holders("third", Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(holders.keys().collect::<Vec<_>>(), vec!["d"]);
 }

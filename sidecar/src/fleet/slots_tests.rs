@@ -151,6 +151,8 @@ struct Sim {
     envoys: Vec<EnvoySim>,
     /// The most requests in flight at once, all Envoys together.
     peak: u32,
+    /// Per Envoy: its sidecar is gone (it polls no more; the sidecar ticks no more).
+    cut_off: Vec<bool>,
 }
 
 impl Sim {
@@ -169,6 +171,7 @@ impl Sim {
             clock,
             store,
             sidecars,
+            cut_off: vec![false; envoys.len()],
             envoys,
             peak: 0,
         }
@@ -178,7 +181,7 @@ impl Sim {
         for step in 0..ms / 10 {
             let now = self.clock.now_ms();
             for (i, envoy) in self.envoys.iter_mut().enumerate() {
-                if (step * 10 + i as u64 * 30).is_multiple_of(POLL_MS) {
+                if !self.cut_off[i] && (step * 10 + i as u64 * 30).is_multiple_of(POLL_MS) {
                     envoy.round(&self.sidecars[i], now).await;
                 }
                 envoy.step(now);
@@ -186,8 +189,10 @@ impl Sim {
             let in_flight: u32 = self.envoys.iter().map(EnvoySim::in_flight).sum();
             self.peak = self.peak.max(in_flight);
             if step % 10 == 0 {
-                for sidecar in &self.sidecars {
-                    sidecar.tick().await;
+                for (sidecar, cut_off) in self.sidecars.iter().zip(&self.cut_off) {
+                    if !cut_off {
+                        sidecar.tick().await;
+                    }
                 }
             }
             self.clock.advance_ms(10);
@@ -274,5 +279,29 @@ async fn while_the_store_is_down_each_envoy_runs_under_capacity_over_n_then_leas
     let now = sim.clock.now_ms();
     let slots: Vec<u32> = sim.envoys.iter().map(|e| e.slots(now)).collect();
     assert_eq!(slots, vec![6, 6, 0], "leases again");
+    assert!(sim.peak <= 12, "{} in flight at once", sim.peak);
+}
+
+#[tokio::test]
+async fn an_envoy_cut_off_from_its_sidecar_keeps_its_outage_share_and_the_others_leave_it_room() {
+    let mut sim = Sim::new(vec![
+        EnvoySim::new("e0", 12, &[("a", 1.0, 30)]),
+        EnvoySim::new("e1", 12, &[("b", 1.0, 30)]),
+    ]);
+    sim.run(2_000).await;
+    // e0's sidecar dies: e0 polls no more and, its lease lapsed, runs under 12 ÷ 2.
+    sim.cut_off[0] = true;
+    sim.run(10_000).await;
+    let now = sim.clock.now_ms();
+    assert_eq!(sim.envoys[0].slots(now), 6);
+    assert_eq!(sim.envoys[1].limit, 6, "e0's share left to it");
+    assert!(sim.peak <= 12, "{} in flight at once", sim.peak);
+    // e0 is gone for good: once its claim has been silent for the silent period
+    // (30 s), e1 gets the whole pool.
+    sim.envoys[0].tenants.get_mut("a").unwrap().clients = 0;
+    sim.run(18_000).await;
+    assert_eq!(sim.envoys[1].limit, 6, "still silent");
+    sim.run(3_000).await;
+    assert_eq!(sim.envoys[1].limit, 12);
     assert!(sim.peak <= 12, "{} in flight at once", sim.peak);
 }

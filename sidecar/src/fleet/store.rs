@@ -55,6 +55,9 @@ pub struct SlotHolder {
     /// The slots it may have in flight: its grant, or more while it still runs under
     /// a larger one or has more in flight.
     pub held: u32,
+    /// Its claim lapsed (its Envoy stopped polling) less than the silent period ago:
+    /// the Envoy may run under its outage share, cut off from its sidecar.
+    pub silent: bool,
 }
 
 /// One Envoy's claim on a pool's slots.
@@ -74,6 +77,11 @@ pub struct SlotClaim {
     pub presumed: u32,
     /// How long the claim stands without another.
     pub ttl: Duration,
+    /// How long a lapsed claim still counts, as held at the larger of its slots and
+    /// `share`.
+    pub silent: Duration,
+    /// The outage share an Envoy cut off from its sidecar runs under.
+    pub share: u32,
 }
 
 /// Why the store could not answer. Every variant is an outage for the fleet.
@@ -110,15 +118,18 @@ pub trait FleetStore: Send + Sync + 'static {
     /// forgotten by the store.
     fn epoch(&self, candidate: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
 
-    /// The Envoys with a live claim on `pool`'s slots (on the store's clock), each
-    /// with its last report and what it holds; lapsed claims are forgotten.
+    /// The Envoys with a claim on `pool`'s slots (on the store's clock), each with its
+    /// last report and what it holds: live claims, and those lapsed less than `silent`
+    /// ago (marked); older ones are forgotten.
     fn pool_holders(
         &self,
         pool: &str,
+        silent: Duration,
     ) -> impl Future<Output = Result<BTreeMap<String, SlotHolder>, StoreError>> + Send;
 
     /// `envoy`'s claim on `pool`'s slots, in one atomic step: it is granted its target
-    /// up to the capacity less what every other live claim holds and `presumed`, holds
+    /// up to the capacity less what every other claim holds (a silent one: at least
+    /// `claim.share`) and `presumed`, holds
     /// the larger of that and its floor from now on, and its report is kept. Returns
     /// the grant.
     fn claim_slots(

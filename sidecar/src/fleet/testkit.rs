@@ -35,6 +35,7 @@ pub fn manager<S: FleetStore>(
             sidecar: name.to_string(),
             timeout,
             envoy_ttl,
+            silent_claim: Duration::from_secs(30),
         },
         Arc::new(metrics),
     )

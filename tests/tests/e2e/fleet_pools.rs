@@ -21,7 +21,7 @@ const SERVICE: Duration = Duration::from_millis(100);
 
 struct Fleet {
     redis: RedisServer,
-    _sidecars: Vec<Sidecar>,
+    sidecars: Vec<Sidecar>,
     envoys: Vec<Envoy>,
     upstream: Upstream,
 }
@@ -73,7 +73,7 @@ impl Fleet {
         }
         Fleet {
             redis,
-            _sidecars: sidecars,
+            sidecars,
             envoys,
             upstream,
         }
@@ -429,6 +429,45 @@ async fn a_higher_band_and_a_min_concurrency_hold_for_the_fleet_under_a_flood_th
         "vip's clients served no faster than a's: {counts:?}"
     );
     assert!(rate(counts[2]) >= 0.85 * 4.0 * per_slot, "gold {counts:?}");
+    assert!(peak <= u64::from(CAPACITY), "{peak} in flight at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_sidecar_leaves_its_envoy_half_the_pool_and_the_other_envoy_the_rest() {
+    let mut fleet = Fleet::start(true, tenants_abc()).await;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(10);
+    let done: Done = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (e0, e1) = (fleet.envoys[0].url("/"), fleet.envoys[1].url("/"));
+    let mut tasks = flood(e0, "a", 12, end, done.clone(), failed.clone());
+    tasks.extend(flood(e1, "c", 12, end, done.clone(), failed.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Envoy 0 cut off: its lease lapses, then it runs under 14 ÷ 2 (the N it last saw).
+    fleet.sidecars[0].stop();
+    let killed = Instant::now();
+    let mut halves = None;
+    let mut capacities = Vec::new();
+    while Instant::now() < end {
+        let both = (fleet.capacity(0), fleet.capacity(1));
+        if halves.is_none() && both == (7.0, 7.0) {
+            halves = Some(killed.elapsed());
+        }
+        capacities.push(both);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
+    let peak = fleet.upstream.total().max_in_flight;
+    let last = capacities.last().copied();
+    eprintln!(
+        "sidecar 0 killed: both Envoys at 7 slots after {halves:?}, last {last:?}, peak in flight {peak} of {CAPACITY}"
+    );
+    assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
+    assert!(halves.is_some(), "{capacities:?}");
+    assert_eq!(last, Some((7.0, 7.0)), "Envoy 1 leaves Envoy 0 its share");
     assert!(peak <= u64::from(CAPACITY), "{peak} in flight at once");
 }
 
