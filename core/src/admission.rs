@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fairgate_wire::fleet::PoolReport;
+use fairgate_wire::fleet::{outage_share, PoolReport};
 
 use hashbrown::{HashMap, HashSet};
 
@@ -174,12 +174,6 @@ struct FleetSlots {
 /// spare: its backlog is reported at the next poll, the Envoy that holds the spare
 /// slot gives it up at its own next poll, and this Envoy claims it at the one after.
 pub const SHEDDABLE_WAIT_POLLS: u64 = 5;
-
-/// A pool's share of the fleet's capacity while the fleet's slots cannot be leased:
-/// `capacity ÷ N`, at least one slot.
-fn outage_share(capacity: u32, replicas: u32) -> u32 {
-    (capacity / replicas.max(1)).max(1).min(capacity)
-}
 
 /// A gauge reading: metric name and value.
 pub type Gauge = (String, u64);

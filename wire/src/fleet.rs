@@ -224,6 +224,13 @@ pub struct SlotLease {
     pub spare: u32,
 }
 
+/// The slots of a pool an Envoy runs under while it cannot lease any (SPEC 9):
+/// `capacity ÷ N`, at least one. The filter runs under it; the sidecars leave it to
+/// an Envoy that may be cut off from its own.
+pub fn outage_share(capacity: u32, replicas: u32) -> u32 {
+    (capacity / replicas.max(1)).max(1).min(capacity)
+}
+
 /// One tenant, as one Envoy sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TenantReport {

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fairgate_wire::fleet::{
-    BucketLimit, BudgetKind, FleetGrants, FleetPoll, FleetState, OutageMode, PoolReport, SlotLease,
-    TenantLeases,
+    outage_share, BucketLimit, BudgetKind, FleetGrants, FleetPoll, FleetState, OutageMode,
+    PoolReport, SlotLease, TenantLeases,
 };
 use futures_util::future::{join, join_all};
 use tokio::sync::OwnedMutexGuard;
@@ -164,12 +164,6 @@ impl SlotBook {
 }
 
 type SharedBook = Arc<tokio::sync::Mutex<EnvoyBook>>;
-
-/// The slots an Envoy runs under while it cannot lease any (as the filter computes
-/// them): `capacity ÷ N`, at least one.
-fn outage_share(capacity: u32, replicas: u32) -> u32 {
-    (capacity / replicas.max(1)).max(1).min(capacity)
-}
 
 /// An Envoy's part of a pool: its grant, its tenants' weight scales and reservations,
 /// and the slots spare fleet-wide.

@@ -75,7 +75,7 @@ impl EnvoySim {
         } else if self.lease_until == 0 {
             0
         } else {
-            (self.capacity / self.replicas.max(1)).max(1)
+            fairgate_wire::fleet::outage_share(self.capacity, self.replicas)
         }
     }
 

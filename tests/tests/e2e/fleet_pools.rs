@@ -147,26 +147,30 @@ fn tenants_abc() -> Value {
     json!({"a": {"weight": 1}, "b": {"weight": 2}, "c": {"weight": 4}})
 }
 
-/// A only through Envoy 0, C only through Envoy 1, B through both, all backlogged
-/// for `secs`: (completions of a, b, c in the measured window, its length, failures).
-async fn split_flood(fleet: &Fleet, secs: u64) -> (Vec<u64>, f64, Vec<String>) {
+/// Runs `floods` (Envoy, tenant, clients) for `secs`: (completions of each of
+/// `tenants` in the measured window, its length in s, failures).
+async fn measured_floods(
+    fleet: &Fleet,
+    floods: &[(usize, &'static str, usize)],
+    secs: u64,
+    tenants: &[&str],
+) -> (Vec<u64>, f64, Vec<String>) {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let done: Done = Arc::default();
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (e0, e1) = (fleet.envoys[0].url("/"), fleet.envoys[1].url("/"));
     let mut tasks = Vec::new();
-    tasks.extend(flood(
-        e0.clone(),
-        "a",
-        16,
-        end,
-        done.clone(),
-        failed.clone(),
-    ));
-    tasks.extend(flood(e0, "b", 8, end, done.clone(), failed.clone()));
-    tasks.extend(flood(e1.clone(), "b", 8, end, done.clone(), failed.clone()));
-    tasks.extend(flood(e1, "c", 16, end, done.clone(), failed.clone()));
+    for (envoy, tenant, clients) in floods {
+        let url = fleet.envoys[*envoy].url("/");
+        tasks.extend(flood(
+            url,
+            tenant,
+            *clients,
+            end,
+            done.clone(),
+            failed.clone(),
+        ));
+    }
     for t in tasks {
         t.await.expect("client");
     }
@@ -175,9 +179,16 @@ async fn split_flood(fleet: &Fleet, secs: u64) -> (Vec<u64>, f64, Vec<String>) {
         start + Duration::from_secs(2),
         end - Duration::from_millis(500),
     );
-    let counts = completed(&done, &["a", "b", "c"], from, to);
+    let counts = completed(&done, tenants, from, to);
     let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
     (counts, (to - from).as_secs_f64(), failed)
+}
+
+/// A only through Envoy 0, C only through Envoy 1, B through both, all backlogged
+/// for `secs`: (completions of a, b, c in the measured window, its length, failures).
+async fn split_flood(fleet: &Fleet, secs: u64) -> (Vec<u64>, f64, Vec<String>) {
+    let floods = [(0, "a", 16), (0, "b", 8), (1, "b", 8), (1, "c", 16)];
+    measured_floods(fleet, &floods, secs, &["a", "b", "c"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -375,40 +386,8 @@ async fn a_higher_band_and_a_min_concurrency_hold_for_the_fleet_under_a_flood_th
         "vip": {"weight": 0.1, "priority": 1},
         "gold": {"weight": 0.1, "min_concurrency": 4}});
     let fleet = Fleet::start(true, tenants).await;
-    let start = Instant::now();
-    let end = start + Duration::from_secs(6);
-    let done: Done = Arc::default();
-    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (e0, e1) = (fleet.envoys[0].url("/"), fleet.envoys[1].url("/"));
-    let mut tasks = Vec::new();
-    tasks.extend(flood(
-        e0.clone(),
-        "a",
-        12,
-        end,
-        done.clone(),
-        failed.clone(),
-    ));
-    tasks.extend(flood(
-        e1.clone(),
-        "a",
-        12,
-        end,
-        done.clone(),
-        failed.clone(),
-    ));
-    tasks.extend(flood(e0, "vip", 5, end, done.clone(), failed.clone()));
-    tasks.extend(flood(e1, "gold", 6, end, done.clone(), failed.clone()));
-    for t in tasks {
-        t.await.expect("client");
-    }
-    let (from, to) = (
-        start + Duration::from_secs(2),
-        end - Duration::from_millis(500),
-    );
-    let counts = completed(&done, &["a", "vip", "gold"], from, to);
-    let secs = (to - from).as_secs_f64();
-    let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
+    let floods = [(0, "a", 12), (1, "a", 12), (0, "vip", 5), (1, "gold", 6)];
+    let (counts, secs, failed) = measured_floods(&fleet, &floods, 6, &["a", "vip", "gold"]).await;
     let rate = |n: u64| n as f64 / secs;
     let per_slot = 1.0 / SERVICE.as_secs_f64();
     let peak = fleet.upstream.total().max_in_flight;
